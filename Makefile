@@ -1,0 +1,63 @@
+# cannabis_market — every set-up step lives here so a fresh clone needs only Python 3.11 and pip.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+KERNEL := cannabis-market
+DATASET := data/sample
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv kernel data report test lint format lab bench browser clean
+
+help:  ## list targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (cannabis-market)" >/dev/null
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv, install pinned packages, register the Jupyter kernel
+
+kernel: $(STAMP)  ## (re)register the cannabis-market Jupyter kernel
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (cannabis-market)"
+
+$(DATASET)/manifest.yml: | $(STAMP)
+	$(BIN)/cannabis-market data generate --out $(DATASET)
+
+data: $(DATASET)/manifest.yml  ## generate the default synthetic dataset into data/sample (if missing)
+
+report: $(STAMP) data  ## build every report into reports/ (index: reports/index.html)
+	$(BIN)/cannabis-market report --jobs 2
+
+browser:  ## install headless chromium for the browser test (Debian; skipped with a message elsewhere)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the browser test will be skipped"; \
+	  else echo "note: chromium not installed (needs root + apt-get); the browser test will be skipped"; fi; }
+
+test: $(STAMP) browser  ## run the whole test suite
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)  ## apply ruff formatting
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+lab: $(STAMP) data  ## open JupyterLab on the cannabis-market kernel
+	$(BIN)/jupyter lab notebooks
+
+bench: $(STAMP) data  ## run benchmarks; results go to benchmarks/RESULTS.md
+	$(PY) benchmarks/run.py
+
+clean:  ## remove the venv, generated data and built reports
+	rm -rf $(VENV) $(DATASET) reports/*/ reports/index.html
