@@ -52,7 +52,7 @@ class TableSpec:
         return [c.name for c in self.columns if c.required]
 
 
-S, F, D, I = pl.String, pl.Float64, pl.Date, pl.Int64
+S, F, D, N = pl.String, pl.Float64, pl.Date, pl.Int64
 
 TABLES: dict[str, TableSpec] = {
     "stores": TableSpec(
@@ -80,7 +80,7 @@ TABLES: dict[str, TableSpec] = {
     ),
     "population": TableSpec(
         "population",
-        (ColumnSpec("municipality", S), ColumnSpec("year", I), ColumnSpec("population", I)),
+        (ColumnSpec("municipality", S), ColumnSpec("year", N), ColumnSpec("population", N)),
         key=("municipality", "year"),
     ),
     "events": TableSpec(

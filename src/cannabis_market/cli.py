@@ -1,0 +1,68 @@
+"""`cannabis-market` command line: one front door, subcommands per layer.
+
+Exit status: 0 success, 1 a run failed (e.g. a report notebook raised), 2 bad input (the message names
+the file, column or parameter and the rule; nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from cannabis_market import __version__
+from cannabis_market.errors import InputError
+
+EPILOG = """exit status:
+  0  success
+  1  a run failed (reports: at least one notebook failed; the others were still built)
+  2  bad input: the message names the file, column or parameter and the rule; nothing was written
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; each subcommand module registers itself."""
+    from cannabis_market import cli_data
+
+    parser = argparse.ArgumentParser(
+        prog="cannabis-market",
+        description="Analytics for Ontario's legal cannabis retail market: datasets, outage impact, reports.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    cli_data.register(sub)
+    for mod in ("cli_impact", "cli_report"):
+        try:
+            module = __import__(f"cannabis_market.{mod}", fromlist=["register"])
+        except ImportError:  # pragma: no cover - optional during development
+            continue
+        module.register(sub)
+    return parser
+
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not bad input: say so without a wall of traceback
+        if os.environ.get("CM_DEBUG"):
+            raise
+        print(f"error: unexpected {type(e).__name__}: {e} (set CM_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Load a dataset folder (manifest + CSV/Parquet tables) into typed polars LazyFrames, validated.
+
+`load_dataset` reads every table, enforces the contract (see `validate.py`) and collects *all* problems
+before raising one `DataValidationError`. Validation of large tables is cached by content fingerprint,
+so reloading an unchanged dataset skips the data checks. Monthly and daily datasets share this code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from cannabis_market.data import validate as V
+from cannabis_market.data.contract import TABLE_FORMATS, TABLES
+from cannabis_market.errors import DataValidationError, InputError, Problem
+
+MANIFEST = "manifest.yml"
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: the manifest plus one LazyFrame per table (None when a table is absent)."""
+
+    path: Path
+    manifest: dict[str, Any]
+    stores: pl.LazyFrame | None = None
+    sales: pl.LazyFrame | None = None
+    population: pl.LazyFrame | None = None
+    events: pl.LazyFrame | None = None
+    inventory: pl.LazyFrame | None = None
+    series: pl.LazyFrame | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def frequency(self) -> str:
+        return str(self.manifest["frequency"])
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", self.path.name))
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        """Ground truth of a generated dataset ({} for real data)."""
+        return dict(self.manifest.get("truth") or {})
+
+    @property
+    def has_grams(self) -> bool:
+        return self.sales is not None and "grams" in self.sales.collect_schema().names()
+
+    def table(self, name: str) -> pl.LazyFrame:
+        """The named table, or a clear error saying the dataset lacks it."""
+        lf = getattr(self, name, None)
+        if lf is None:
+            raise InputError(f"dataset {self.path}: this analysis needs the '{name}' table, which it does not have")
+        return lf
+
+    def fingerprint(self) -> str:
+        """Hash of the dataset's files (names, sizes, modification times) for incremental reports."""
+        return fingerprint(self.path)
+
+
+def fingerprint(path: str | Path) -> str:
+    """Cheap content fingerprint of a dataset folder: file names, sizes and mtimes."""
+    p = Path(path)
+    h = hashlib.sha256()
+    files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def find_table(folder: Path, name: str) -> tuple[Path | None, list[Problem]]:
+    """The file holding table `name` (CSV or Parquet); two of them is ambiguous."""
+    found = [folder / f"{name}{ext}" for ext in TABLE_FORMATS if (folder / f"{name}{ext}").is_file()]
+    if len(found) > 1:
+        return None, [Problem(found[0].name, None, f"table '{name}' is stored twice ({', '.join(f.name for f in found)}); keep one")]
+    return (found[0] if found else None), []
+
+
+def read_manifest(folder: Path) -> tuple[dict[str, Any], list[Problem]]:
+    """Parse manifest.yml; problems for a missing, unreadable or malformed manifest."""
+    f = folder / MANIFEST
+    if not f.is_file():
+        return {}, [Problem(MANIFEST, None, f"required file is missing in {folder}")]
+    try:
+        manifest = yaml.safe_load(f.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return {}, [Problem(MANIFEST, None, "not valid UTF-8 text (re-save the file as UTF-8)")]
+    except yaml.YAMLError as e:
+        return {}, [Problem(MANIFEST, None, f"not valid YAML: {str(e).splitlines()[0]}")]
+    problems = V.check_manifest(manifest, MANIFEST)
+    return (manifest if isinstance(manifest, dict) else {}), problems
+
+
+def read_raw(path: Path) -> tuple[pl.DataFrame | None, list[Problem]]:
+    """Read one table file as-is (CSV cells as strings); problems for unreadable files."""
+    try:
+        if path.suffix == ".csv":
+            raw_bytes = path.read_bytes()
+            try:
+                raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return None, [Problem(path.name, None, f"not valid UTF-8 text at byte {e.start} (re-save the file as UTF-8)")]
+            if not raw_bytes.strip():
+                return None, [Problem(path.name, None, "file is empty (no header row)")]
+            df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+        else:
+            df = pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError, ValueError) as e:
+        kind = "CSV" if path.suffix == ".csv" else "Parquet"
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        return None, [Problem(path.name, None, f"unreadable or truncated {kind} file ({msg})")]
+    return df, []
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cannabis_market" / "validated"
+
+
+def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
+    """Load and validate the dataset at `path`; raise DataValidationError listing every problem.
+
+    With `validate=False` only the manifest and types are checked (for trusted, already validated data).
+    Data checks of an unchanged dataset are remembered (by fingerprint) and skipped on the next load.
+    """
+    folder = Path(path)
+    if not folder.exists():
+        raise InputError(f"dataset folder {folder} does not exist (generate one with: cannabis-market data generate --out {folder})")
+    if not folder.is_dir():
+        raise InputError(f"{folder} is a file; a dataset is a folder holding manifest.yml and tables")
+    manifest, problems = read_manifest(folder)
+    tables: dict[str, pl.DataFrame] = {}
+    files: dict[str, Path] = {}
+    present: set[str] = set()
+    for name, spec in TABLES.items():
+        f, probs = find_table(folder, name)
+        problems += probs
+        if probs:
+            present.add(name)
+        if f is None:
+            continue
+        present.add(name)
+        files[name] = f
+        raw, probs = read_raw(f)
+        problems += probs
+        if raw is None:
+            continue
+        typed, probs = V.coerce_table(raw, spec, f.name)
+        problems += probs
+        tables[name] = typed
+    if "sales" not in present and "series" not in present:
+        problems.append(Problem(str(folder), None, "a dataset needs a sales table (with stores) or a series table"))
+    if "sales" in present and "stores" not in present:
+        problems.append(Problem("stores", None, "sales need a stores table (stores.csv or stores.parquet)"))
+    if "inventory" in present and "stores" not in present:
+        problems.append(Problem("stores", None, "inventory needs a stores table (stores.csv or stores.parquet)"))
+
+    cache = _cache_dir() / fingerprint(folder)
+    if validate and not problems and cache.exists():
+        validate = False  # this exact content passed the data checks before
+    if validate:
+        problems += _check_data(tables, files, manifest)
+    if problems:
+        raise DataValidationError(problems, str(folder))
+    if validate:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"path": str(folder.resolve())}))
+        except OSError:
+            pass  # a read-only home only costs re-validation next time
+    lazy = {k: v.drop(V.ROW).lazy() for k, v in tables.items()}
+    return Dataset(path=folder, manifest=manifest, files=files, **lazy)
+
+
+def _check_data(tables: dict[str, pl.DataFrame], files: dict[str, Path], manifest: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, df in tables.items():
+        problems += V.check_table(df, TABLES[name], files[name].name)
+    fname = {k: v.name for k, v in files.items()}
+    if "stores" in tables:
+        problems += V.check_dates(tables["stores"], fname["stores"], "opened_on", "closed_on")
+    if "events" in tables:
+        problems += V.check_dates(tables["events"], fname["events"], "start", "end")
+    store_cols = {"store_id", "opened_on", "closed_on"}
+    for name in ("sales", "inventory"):
+        if (
+            name in tables
+            and "stores" in tables
+            and tables[name].height
+            and "store_id" in tables[name].columns
+            and store_cols <= set(tables["stores"].columns)
+        ):
+            problems += V.check_store_refs(tables[name].drop_nulls(["store_id"]), tables["stores"], fname[name], name)
+    freq = manifest.get("frequency")
+    for name in ("sales", "inventory", "series"):
+        if name in tables and tables[name].height and "date" in tables[name].columns:
+            if freq == "monthly":
+                problems += V.check_month_starts(tables[name].drop_nulls("date"), fname[name], "date")
+            elif freq == "daily" and name in ("sales", "series"):
+                problems += V.check_daily_not_monthly(tables[name], fname[name])
+    return problems
