@@ -1,0 +1,256 @@
+"""Aggregations every analysis starts from, written once on LazyFrames (nothing is collected here
+unless the function says so).
+
+Definitions used throughout:
+- a store is *open* on day d when ``opened_on <= d`` and (``closed_on`` is empty or ``d <= closed_on``);
+  `closed_on` is the last day open;
+- *local competitors* of a store are the other stores open in the same municipality;
+- *price per gram* is sales-weighted: total revenue / total grams of the group.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import polars as pl
+
+from cannabis_market.errors import InputError
+
+FREQ_TRUNC = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
+STORE_ATTRS = ("municipality", "region", "chain")
+
+
+def _lazy(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    return frame.lazy() if isinstance(frame, pl.DataFrame) else frame
+
+
+def period_expr(freq: str, col: str = "date") -> pl.Expr:
+    """Expression truncating `col` to the start of its period (day, week, month, quarter, year)."""
+    if freq not in FREQ_TRUNC:
+        raise InputError(f"freq must be one of {', '.join(FREQ_TRUNC)}, got {freq!r}")
+    return pl.col(col).dt.truncate(FREQ_TRUNC[freq]).alias("period")
+
+
+def with_store_attrs(
+    sales: pl.LazyFrame, stores: pl.LazyFrame, attrs: Sequence[str] = STORE_ATTRS
+) -> pl.LazyFrame:
+    """Join store attributes (municipality, region, chain) onto sales rows."""
+    return _lazy(sales).join(_lazy(stores).select("store_id", *attrs), on="store_id", how="left")
+
+
+def filter_region(lf: pl.LazyFrame, region: str | None, stores: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Keep rows of one region ('all' or None keeps everything); joins stores when needed."""
+    if region in (None, "all", ""):
+        return lf
+    lf = _lazy(lf)
+    if "region" not in lf.collect_schema().names():
+        if stores is None:
+            raise InputError("filtering by region needs the stores table")
+        ids = _lazy(stores).filter(pl.col("region") == region).select("store_id")
+        return lf.join(ids, on="store_id", how="semi")
+    return lf.filter(pl.col("region") == region)
+
+
+def market_totals(
+    sales: pl.LazyFrame,
+    freq: str = "month",
+    by: Sequence[str] = (),
+    stores: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Revenue (and grams) by period and `by` columns, with the number of stores that sold.
+
+    `by` may name store attributes (region, municipality, chain) when `stores` is given.
+    """
+    lf = _lazy(sales)
+    names = lf.collect_schema().names()
+    need = [b for b in by if b not in names]
+    if need:
+        if stores is None:
+            raise InputError(f"grouping by {need} needs the stores table")
+        lf = with_store_attrs(lf, stores, [b for b in need if b in STORE_ATTRS])
+    aggs = [pl.col("revenue").sum().alias("revenue"), pl.col("store_id").n_unique().alias("n_stores")]
+    if "grams" in names:
+        aggs.insert(1, pl.col("grams").sum().alias("grams"))
+    return lf.with_columns(period_expr(freq)).group_by(["period", *by]).agg(aggs).sort(["period", *by])
+
+
+def stores_open_on(
+    stores: pl.LazyFrame, dates: Sequence[dt.date] | pl.Series, by: Sequence[str] = ()
+) -> pl.DataFrame:
+    """Number of stores open on each date (optionally per municipality/region): counts on a date grid.
+
+    Built from +1 at opening and -1 the day after closing, cumulated and looked up as-of each date, so
+    it costs O(stores + dates) rather than a stores x dates cross join.
+    """
+    st = _lazy(stores).collect()
+    grid = pl.DataFrame({"date": pl.Series(list(dates), dtype=pl.Date)}).unique().sort("date")
+    moves = pl.concat(
+        [
+            st.select(*by, pl.col("opened_on").alias("date"), pl.lit(1).alias("d")),
+            st.filter(pl.col("closed_on").is_not_null()).select(
+                *by, (pl.col("closed_on") + pl.duration(days=1)).alias("date"), pl.lit(-1).alias("d")
+            ),
+        ]
+    )
+    running = pl.col("d").cum_sum()
+    cum = (
+        moves.group_by([*by, "date"])
+        .agg(pl.col("d").sum())
+        .sort("date")
+        .with_columns((running.over(list(by)) if by else running).alias("stores_open"))
+        .drop("d")
+    )
+    if by:
+        keys = st.select(*by).unique()
+        grid = keys.join(grid, how="cross")
+    out = grid.sort("date").join_asof(
+        cum.sort("date"), on="date", by=list(by) or None, strategy="backward", check_sortedness=False
+    )
+    return out.with_columns(pl.col("stores_open").fill_null(0)).sort([*by, "date"])
+
+
+def openings_closures(stores: pl.LazyFrame, freq: str = "month", by: Sequence[str] = ()) -> pl.DataFrame:
+    """Openings, closures and stores open at the end of each period."""
+    st = _lazy(stores).collect()
+    if st.height == 0:
+        raise InputError("stores table is empty")
+    first = st["opened_on"].min()
+    last = max(d for d in [st["opened_on"].max(), st["closed_on"].max()] if d is not None)
+    starts = (
+        pl.date_range(first, last, interval="1d", eager=True).dt.truncate(FREQ_TRUNC[freq]).unique().sort()
+    )
+    ends = pl.Series([_period_end(d, freq) for d in starts], dtype=pl.Date)
+    opened = st.select(*by, period_expr(freq, "opened_on")).group_by([*by, "period"]).len("openings")
+    closed = (
+        st.filter(pl.col("closed_on").is_not_null())
+        .select(*by, period_expr(freq, "closed_on"))
+        .group_by([*by, "period"])
+        .len("closures")
+    )
+    open_end = stores_open_on(st.lazy(), ends, by).rename({"date": "period_end"})
+    frame = pl.DataFrame({"period": starts, "period_end": ends})
+    if by:
+        frame = st.select(*by).unique().join(frame, how="cross")
+    return (
+        frame.join(open_end, on=[*by, "period_end"], how="left")
+        .join(opened, on=[*by, "period"], how="left")
+        .join(closed, on=[*by, "period"], how="left")
+        .with_columns(pl.col("openings", "closures").fill_null(0).cast(pl.Int64))
+        .select(*by, "period", "openings", "closures", "stores_open")
+        .sort([*by, "period"])
+    )
+
+
+def _period_end(start: dt.date, freq: str) -> dt.date:
+    if freq == "day":
+        return start
+    if freq == "week":
+        return start + dt.timedelta(days=6)
+    months = {"month": 1, "quarter": 3, "year": 12}[freq]
+    m = start.month - 1 + months
+    return dt.date(start.year + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1)
+
+
+def sales_per_store(
+    sales: pl.LazyFrame, stores: pl.LazyFrame | None = None, freq: str = "month", by: Sequence[str] = ()
+) -> pl.LazyFrame:
+    """Revenue per selling store by period: total revenue / stores with sales in the period."""
+    return market_totals(sales, freq, by, stores).with_columns(
+        (pl.col("revenue") / pl.col("n_stores")).alias("revenue_per_store")
+    )
+
+
+def price_per_gram(
+    sales: pl.LazyFrame,
+    freq: str = "month",
+    by: Sequence[str] = ("category",),
+    stores: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Sales-weighted price per gram (total revenue / total grams) by period and `by`."""
+    lf = _lazy(sales)
+    if "grams" not in lf.collect_schema().names():
+        raise InputError("price per gram needs the optional 'grams' column in sales; this dataset has none")
+    return market_totals(lf, freq, by, stores).with_columns(
+        pl.when(pl.col("grams") > 0).then(pl.col("revenue") / pl.col("grams")).alias("price_per_g")
+    )
+
+
+def store_density(
+    stores: pl.LazyFrame, population: pl.LazyFrame, years: Sequence[int] | None = None
+) -> pl.DataFrame:
+    """Stores open on 1 July per 10,000 residents, by municipality and year.
+
+    Population of the nearest earlier year is used when a year is missing (next later year if none).
+    """
+    pop = _lazy(population).collect().sort("year")
+    if years is None:
+        years = sorted(pop["year"].unique().to_list())
+    counts = stores_open_on(stores, [dt.date(y, 7, 1) for y in years], by=["municipality"]).with_columns(
+        pl.col("date").dt.year().cast(pl.Int64).alias("year")
+    )
+    joined = counts.sort("year").join_asof(
+        pop, on="year", by="municipality", strategy="nearest", check_sortedness=False
+    )
+    return joined.with_columns(
+        (pl.col("stores_open") / pl.col("population") * 10_000).alias("stores_per_10k")
+    ).select("municipality", "year", "stores_open", "population", "stores_per_10k")
+
+
+def local_competitors(stores: pl.LazyFrame, dates: Sequence[dt.date] | pl.Series) -> pl.DataFrame:
+    """For each store open on each date: other stores open in the same municipality that day."""
+    st = _lazy(stores).collect()
+    counts = stores_open_on(st.lazy(), dates, by=["municipality"])
+    grid = pl.DataFrame({"date": pl.Series(list(dates), dtype=pl.Date)}).unique()
+    open_rows = st.join(grid, how="cross").filter(
+        (pl.col("opened_on") <= pl.col("date"))
+        & (pl.col("closed_on").is_null() | (pl.col("date") <= pl.col("closed_on")))
+    )
+    return (
+        open_rows.join(counts, on=["municipality", "date"], how="left")
+        .select("date", "store_id", (pl.col("stores_open") - 1).alias("competitors"))
+        .sort("date", "store_id")
+    )
+
+
+def store_month_panel(sales: pl.LazyFrame, stores: pl.LazyFrame) -> pl.DataFrame:
+    """Store x month panel: revenue, grams, price per gram, local competitors (mid-month), flags.
+
+    `partial` marks a store's opening and closing months (not a full month of trading), which analyses
+    of monthly levels usually exclude.
+    """
+    lf = _lazy(sales)
+    has_grams = "grams" in lf.collect_schema().names()
+    aggs = [pl.col("revenue").sum(), pl.col("date").n_unique().alias("days_with_sales")]
+    if has_grams:
+        aggs.append(pl.col("grams").sum())
+    panel = lf.with_columns(period_expr("month")).group_by("store_id", "period").agg(aggs).collect()
+    if has_grams:
+        panel = panel.with_columns(
+            pl.when(pl.col("grams") > 0).then(pl.col("revenue") / pl.col("grams")).alias("price_per_g")
+        )
+    st = _lazy(stores).collect()
+    months = panel["period"].unique().sort()
+    comp = local_competitors(st.lazy(), months.dt.offset_by("14d")).with_columns(
+        pl.col("date").dt.truncate("1mo").alias("period")
+    )
+    return (
+        panel.join(
+            st.select("store_id", "municipality", "region", "opened_on", "closed_on"),
+            on="store_id",
+            how="left",
+        )
+        .join(comp.select("period", "store_id", "competitors"), on=["period", "store_id"], how="left")
+        .with_columns(
+            pl.col("competitors").fill_null(0),
+            (
+                (pl.col("opened_on").dt.truncate("1mo") == pl.col("period"))
+                | (
+                    pl.col("closed_on").is_not_null()
+                    & (pl.col("closed_on").dt.truncate("1mo") == pl.col("period"))
+                )
+            ).alias("partial"),
+        )
+        .drop("opened_on", "closed_on")
+        .sort("store_id", "period")
+    )

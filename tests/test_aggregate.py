@@ -1,0 +1,104 @@
+"""Aggregation helpers against brute-force definitions on small data."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cannabis_market.data import aggregate as A
+from cannabis_market.data.loader import load_dataset
+from cannabis_market.errors import InputError
+
+D0 = dt.date(2022, 1, 1)
+
+
+@st.composite
+def store_tables(draw):
+    n = draw(st.integers(1, 12))
+    rows = []
+    for i in range(n):
+        o = draw(st.integers(0, 40))
+        c = draw(st.one_of(st.none(), st.integers(o, 60)))
+        rows.append({
+            "store_id": f"S{i}", "municipality": draw(st.sampled_from(["A", "B", "C"])), "region": "R",
+            "opened_on": D0 + dt.timedelta(days=o), "closed_on": None if c is None else D0 + dt.timedelta(days=c),
+            "chain": None,
+        })
+    return pl.DataFrame(rows, schema={"store_id": pl.String, "municipality": pl.String, "region": pl.String,
+                                      "opened_on": pl.Date, "closed_on": pl.Date, "chain": pl.String})
+
+
+def _brute_open(stores: pl.DataFrame, d: dt.date, muni: str | None = None) -> int:
+    return sum(
+        1 for r in stores.iter_rows(named=True)
+        if r["opened_on"] <= d and (r["closed_on"] is None or d <= r["closed_on"]) and muni in (None, r["municipality"])
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(stores=store_tables(), offsets=st.lists(st.integers(-3, 70), min_size=1, max_size=8, unique=True))
+def test_stores_open_on_matches_definition(stores, offsets):
+    dates = [D0 + dt.timedelta(days=o) for o in offsets]
+    got = A.stores_open_on(stores.lazy(), dates)
+    for r in got.iter_rows(named=True):
+        assert r["stores_open"] == _brute_open(stores, r["date"])
+    by = A.stores_open_on(stores.lazy(), dates, by=["municipality"])
+    for r in by.iter_rows(named=True):
+        assert r["stores_open"] == _brute_open(stores, r["date"], r["municipality"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(stores=store_tables())
+def test_local_competitors_are_other_open_stores_in_municipality(stores):
+    d = D0 + dt.timedelta(days=20)
+    comp = A.local_competitors(stores.lazy(), [d])
+    for r in comp.iter_rows(named=True):
+        muni = stores.filter(pl.col("store_id") == r["store_id"])["municipality"].item()
+        assert r["competitors"] == _brute_open(stores, d, muni) - 1
+    assert comp.height == _brute_open(stores, d)
+
+
+def test_openings_closures_balance(tiny):
+    oc = A.openings_closures(load_dataset(tiny).stores, "day")
+    assert oc["openings"].sum() == 3 and oc["closures"].sum() == 1
+    # closed_on is the last day open: S2 still counts on 2022-01-04
+    assert oc.filter(pl.col("period") == dt.date(2022, 1, 4))["stores_open"].item() == 3
+
+
+def test_market_totals_and_price_per_gram(tiny):
+    ds = load_dataset(tiny)
+    tot = A.market_totals(ds.sales, "month", by=["region"], stores=ds.stores).collect()
+    assert tot.filter(pl.col("region") == "Toronto")["revenue"].item() == pytest.approx(310.5)
+    assert tot["n_stores"].sum() == 3
+    ppg = A.price_per_gram(ds.sales, "month", by=()).collect()
+    assert ppg["price_per_g"].item() == pytest.approx(325.5 / 29.5)
+
+
+def test_price_per_gram_needs_grams(tiny):
+    sales = load_dataset(tiny).sales.drop("grams")
+    with pytest.raises(InputError, match="grams"):
+        A.price_per_gram(sales)
+
+
+def test_store_month_panel_flags_partial_months(tiny):
+    ds = load_dataset(tiny)
+    panel = A.store_month_panel(ds.sales, ds.stores)
+    assert panel.height == 3 and panel["partial"].all()
+    s1 = panel.filter(pl.col("store_id") == "S1")
+    assert s1["revenue"].item() == pytest.approx(160.5) and s1["price_per_g"].item() == pytest.approx(160.5 / 13)
+
+
+def test_store_density_per_10k(tiny):
+    ds = load_dataset(tiny)
+    dens = A.store_density(ds.stores, ds.population)
+    tor = dens.filter(pl.col("municipality") == "Toronto")
+    assert tor["stores_per_10k"].item() == pytest.approx(1 / 2_800_000 * 10_000)
+
+
+def test_bad_frequency():
+    with pytest.raises(InputError, match="freq must be one of"):
+        A.period_expr("fortnight")
