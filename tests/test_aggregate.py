@@ -23,19 +23,36 @@ def store_tables(draw):
     for i in range(n):
         o = draw(st.integers(0, 40))
         c = draw(st.one_of(st.none(), st.integers(o, 60)))
-        rows.append({
-            "store_id": f"S{i}", "municipality": draw(st.sampled_from(["A", "B", "C"])), "region": "R",
-            "opened_on": D0 + dt.timedelta(days=o), "closed_on": None if c is None else D0 + dt.timedelta(days=c),
-            "chain": None,
-        })
-    return pl.DataFrame(rows, schema={"store_id": pl.String, "municipality": pl.String, "region": pl.String,
-                                      "opened_on": pl.Date, "closed_on": pl.Date, "chain": pl.String})
+        rows.append(
+            {
+                "store_id": f"S{i}",
+                "municipality": draw(st.sampled_from(["A", "B", "C"])),
+                "region": "R",
+                "opened_on": D0 + dt.timedelta(days=o),
+                "closed_on": None if c is None else D0 + dt.timedelta(days=c),
+                "chain": None,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "store_id": pl.String,
+            "municipality": pl.String,
+            "region": pl.String,
+            "opened_on": pl.Date,
+            "closed_on": pl.Date,
+            "chain": pl.String,
+        },
+    )
 
 
 def _brute_open(stores: pl.DataFrame, d: dt.date, muni: str | None = None) -> int:
     return sum(
-        1 for r in stores.iter_rows(named=True)
-        if r["opened_on"] <= d and (r["closed_on"] is None or d <= r["closed_on"]) and muni in (None, r["municipality"])
+        1
+        for r in stores.iter_rows(named=True)
+        if r["opened_on"] <= d
+        and (r["closed_on"] is None or d <= r["closed_on"])
+        and muni in (None, r["municipality"])
     )
 
 
@@ -89,7 +106,9 @@ def test_store_month_panel_flags_partial_months(tiny):
     panel = A.store_month_panel(ds.sales, ds.stores)
     assert panel.height == 3 and panel["partial"].all()
     s1 = panel.filter(pl.col("store_id") == "S1")
-    assert s1["revenue"].item() == pytest.approx(160.5) and s1["price_per_g"].item() == pytest.approx(160.5 / 13)
+    assert s1["revenue"].item() == pytest.approx(160.5) and s1["price_per_g"].item() == pytest.approx(
+        160.5 / 13
+    )
 
 
 def test_store_density_per_10k(tiny):

@@ -36,7 +36,13 @@ def test_valid_tiny_dataset_loads_with_contract_types(tiny):
     ds = load_dataset(tiny)
     assert ds.frequency == "daily"
     assert ds.sales.collect_schema() == pl.Schema(
-        {"date": pl.Date, "store_id": pl.String, "category": pl.String, "revenue": pl.Float64, "grams": pl.Float64}
+        {
+            "date": pl.Date,
+            "store_id": pl.String,
+            "category": pl.String,
+            "revenue": pl.Float64,
+            "grams": pl.Float64,
+        }
     )
     stores = ds.stores.collect()
     assert stores.schema["closed_on"] == pl.Date
@@ -62,8 +68,12 @@ def test_grams_column_is_optional(tmp_path):
 def test_series_only_dataset_is_valid(tmp_path):
     folder = tmp_path / "s"
     folder.mkdir()
-    (folder / "manifest.yml").write_text(yaml.safe_dump({**MANIFEST, "frequency": "monthly", "source": "statcan"}))
-    (folder / "series.csv").write_text("date,geo,metric,value\n2022-07-01,Ontario,sales,157315000\n2022-08-01,Ontario,sales,153877000\n")
+    (folder / "manifest.yml").write_text(
+        yaml.safe_dump({**MANIFEST, "frequency": "monthly", "source": "statcan"})
+    )
+    (folder / "series.csv").write_text(
+        "date,geo,metric,value\n2022-07-01,Ontario,sales,157315000\n2022-08-01,Ontario,sales,153877000\n"
+    )
     ds = load_dataset(folder)
     assert ds.sales is None and ds.series.collect().height == 2
 
@@ -91,21 +101,32 @@ def test_manifest_required_fields(tmp_path, field):
 
 @pytest.mark.parametrize(
     ("field", "value", "rule"),
-    [("source", "scraped", "must be one of"), ("frequency", "weekly", "must be one of"), ("currency", "dollars", "ISO")],
+    [
+        ("source", "scraped", "must be one of"),
+        ("frequency", "weekly", "must be one of"),
+        ("currency", "dollars", "ISO"),
+    ],
 )
 def test_manifest_allowed_values(tmp_path, field, value, rule):
     one(write_dataset(tmp_path / "d", manifest={**MANIFEST, field: value}), "manifest.yml", field, rule)
 
 
 def test_synthetic_needs_truth(tmp_path):
-    one(write_dataset(tmp_path / "d", manifest={**MANIFEST, "source": "synthetic"}), "manifest.yml", "truth", "truth")
+    one(
+        write_dataset(tmp_path / "d", manifest={**MANIFEST, "source": "synthetic"}),
+        "manifest.yml",
+        "truth",
+        "truth",
+    )
 
 
 # ---------------------------------------------------------------- files and structure
 
 
 def test_missing_required_column(tmp_path):
-    lines = ["date,store_id,revenue"] + [",".join(r.split(",")[i] for i in (0, 1, 3)) for r in TABLES["sales"][1:]]
+    lines = ["date,store_id,revenue"] + [
+        ",".join(r.split(",")[i] for i in (0, 1, 3)) for r in TABLES["sales"][1:]
+    ]
     p = one(write_dataset(tmp_path / "d", sales=lines), "sales.csv", "category", "required column is missing")
     assert "columns found: date, store_id, revenue" in p.rule
 
@@ -122,7 +143,9 @@ def test_empty_file(tmp_path):
 
 def test_wrong_encoding(tmp_path):
     folder = write_dataset(tmp_path / "d")
-    (folder / "stores.csv").write_bytes("\n".join(TABLES["stores"] + ["S4,Qu\u00e9bec,East,2022-01-01,,"]).encode("latin-1"))
+    (folder / "stores.csv").write_bytes(
+        "\n".join(TABLES["stores"] + ["S4,Qu\u00e9bec,East,2022-01-01,,"]).encode("latin-1")
+    )
     one(folder, "stores.csv", None, "not valid UTF-8")
 
 
@@ -207,25 +230,41 @@ def test_event_kind_and_scope(tmp_path):
 
 
 def test_duplicate_sales_key(tmp_path):
-    p = one(write_dataset(tmp_path / "d", sales=TABLES["sales"] + [TABLES["sales"][1]]), "sales.csv",
-            "date, store_id, category", "duplicate key")
+    p = one(
+        write_dataset(tmp_path / "d", sales=TABLES["sales"] + [TABLES["sales"][1]]),
+        "sales.csv",
+        "date, store_id, category",
+        "duplicate key",
+    )
     assert p.n_rows == 2
 
 
 def test_duplicate_store_id(tmp_path):
-    one(write_dataset(tmp_path / "d", stores=TABLES["stores"] + [TABLES["stores"][1]]), "stores.csv", "store_id",
-        "duplicate key")
+    one(
+        write_dataset(tmp_path / "d", stores=TABLES["stores"] + [TABLES["stores"][1]]),
+        "stores.csv",
+        "store_id",
+        "duplicate key",
+    )
 
 
 def test_unknown_store_in_sales(tmp_path):
-    p = one(write_dataset(tmp_path / "d", sales=TABLES["sales"] + ["2022-01-02,S99,edibles,1,1"]), "sales.csv",
-            "store_id", "not found in stores")
+    p = one(
+        write_dataset(tmp_path / "d", sales=TABLES["sales"] + ["2022-01-02,S99,edibles,1,1"]),
+        "sales.csv",
+        "store_id",
+        "not found in stores",
+    )
     assert "'S99'" in p.examples
 
 
 def test_unknown_store_in_inventory(tmp_path):
-    one(write_dataset(tmp_path / "d", inventory=TABLES["inventory"] + ["2022-01-02,S42,3"]), "inventory.csv",
-        "store_id", "not found in stores")
+    one(
+        write_dataset(tmp_path / "d", inventory=TABLES["inventory"] + ["2022-01-02,S42,3"]),
+        "inventory.csv",
+        "store_id",
+        "not found in stores",
+    )
 
 
 def test_sales_outside_open_dates(tmp_path):
@@ -246,17 +285,30 @@ def test_event_end_before_start(tmp_path):
 
 
 def test_monthly_dates_must_be_month_starts(tmp_path):
-    one(write_dataset(tmp_path / "d", manifest={**MANIFEST, "frequency": "monthly"}), "sales.csv", "date",
-        "month starts")
+    one(
+        write_dataset(tmp_path / "d", manifest={**MANIFEST, "frequency": "monthly"}),
+        "sales.csv",
+        "date",
+        "month starts",
+    )
 
 
 def test_daily_manifest_with_monthly_dates(tmp_path):
     lines = ["date,store_id,category,revenue"] + [f"2022-0{m}-01,S1,edibles,5" for m in (2, 3, 4)]
-    one(write_dataset(tmp_path / "d", sales=lines, inventory=None), "sales.csv", "date", "set frequency: monthly")
+    one(
+        write_dataset(tmp_path / "d", sales=lines, inventory=None),
+        "sales.csv",
+        "date",
+        "set frequency: monthly",
+    )
 
 
 def test_all_problems_collected_not_just_first(tmp_path):
-    lines = TABLES["sales"] + ["2022-01-05,S1,flower,-5,1", "2022-01-02,S99,edibles,1,1", "bad,S1,edibles,1,1"]
+    lines = TABLES["sales"] + [
+        "2022-01-05,S1,flower,-5,1",
+        "2022-01-02,S99,edibles,1,1",
+        "bad,S1,edibles,1,1",
+    ]
     probs = problems_of(write_dataset(tmp_path / "d", sales=lines, manifest={**MANIFEST, "currency": "cad"}))
     assert {p.column for p in probs} >= {"category", "revenue", "store_id", "date", "currency"}
 
@@ -283,8 +335,11 @@ def test_cli_validate_good_dataset(tiny, capsys):
 
 
 def test_console_script_no_traceback(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "cannabis_market.cli", "data", "validate", str(tmp_path / "absent")],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "cannabis_market.cli", "data", "validate", str(tmp_path / "absent")],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
 

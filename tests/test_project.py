@@ -75,7 +75,9 @@ def test_imports_run_one_way(path):
             names = [node.module]
         for n in names:
             other = _layer(n)
-            assert other is None or other <= mine, f"{path.name} ({rel[0]}) imports {n}: imports must run data -> analysis -> reports"
+            assert other is None or other <= mine, (
+                f"{path.name} ({rel[0]}) imports {n}: imports must run data -> analysis -> reports"
+            )
 
 
 def test_notebooks_committed_without_outputs():
@@ -88,8 +90,19 @@ def test_notebooks_committed_without_outputs():
 
 
 def test_required_layout():
-    for p in ["notebooks", "data", "src/cannabis_market", "reports", "tests", "benchmarks", "environment.yml",
-              "pyproject.toml", "Makefile", "README.md", ".ci/run"]:
+    for p in [
+        "notebooks",
+        "data",
+        "src/cannabis_market",
+        "reports",
+        "tests",
+        "benchmarks",
+        "environment.yml",
+        "pyproject.toml",
+        "Makefile",
+        "README.md",
+        ".ci/run",
+    ]:
         assert (REPO / p).exists(), f"missing {p}"
     readme = (REPO / "README.md").read_text()
     first_cmds = re.findall(r"^\s*(make \w+)", readme, flags=re.M)[:2]

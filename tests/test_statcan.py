@@ -72,7 +72,10 @@ def test_import_writes_a_valid_series_dataset(statcan_csv, tmp_path):
         (lambda ls: ls[:1] + [row("2022/2023", "Ontario", "1")], "not monthly dates"),
         (lambda ls: ls[:1] + [row("2022-01", "Ontario", "1", scalar="dozens")], "unknown scalar factor"),
         (lambda ls: ls[:1] + [row("2022-01", "Ontario", "lots")], "not numbers"),
-        (lambda ls: ls[:1] + [row("2022-01", "Ontario", "1"), row("2022-01", "Ontario", "2")], "filter the download"),
+        (
+            lambda ls: ls[:1] + [row("2022-01", "Ontario", "1"), row("2022-01", "Ontario", "2")],
+            "filter the download",
+        ),
         (lambda ls: ls[:1], "no data rows"),
     ],
 )

@@ -44,7 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
@@ -60,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug, not bad input: say so without a wall of traceback
         if os.environ.get("CM_DEBUG"):
             raise
-        print(f"error: unexpected {type(e).__name__}: {e} (set CM_DEBUG=1 to see the traceback)", file=sys.stderr)
+        print(
+            f"error: unexpected {type(e).__name__}: {e} (set CM_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

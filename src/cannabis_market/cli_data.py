@@ -16,7 +16,12 @@ def _progress(msg: str) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `data` command group."""
     fmt = argparse.RawDescriptionHelpFormatter
-    data = sub.add_parser("data", help="validate, generate and import datasets", description=__doc__, formatter_class=fmt)
+    data = sub.add_parser(
+        "data",
+        help="validate, generate and import datasets",
+        description="Validate, generate and import datasets (see data/README.md for the contract).",
+        formatter_class=fmt,
+    )
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.required = True
 
@@ -38,12 +43,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "files), calibrated to dated public figures; every ground-truth parameter is in manifest.yml `truth:`.",
         formatter_class=fmt,
     )
-    g.add_argument("--out", required=True, help="output folder (created; an existing generated dataset is replaced)")
+    g.add_argument(
+        "--out", required=True, help="output folder (created; an existing generated dataset is replaced)"
+    )
     g.add_argument("--seed", type=int, default=2022, help="random seed (default 2022)")
-    g.add_argument("--stores", type=int, default=None, help="stores ever opened (default: province-wide calibration)")
+    g.add_argument(
+        "--stores", type=int, default=None, help="stores ever opened (default: province-wide calibration)"
+    )
     g.add_argument("--start", default="2019-04-01", help="first date, ISO (default 2019-04-01)")
     g.add_argument("--end", default="2024-12-31", help="last date, ISO (default 2024-12-31)")
-    g.add_argument("--frequency", choices=["daily", "monthly"], default="daily", help="row frequency (default daily)")
+    g.add_argument(
+        "--frequency", choices=["daily", "monthly"], default="daily", help="row frequency (default daily)"
+    )
     g.set_defaults(func=_generate)
 
     s = dsub.add_parser(
@@ -63,6 +74,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="which adjustment rows to keep (default unadjusted)",
     )
     s.set_defaults(func=_import_statcan)
+
+    try:  # real-data importers (Washington, Oregon, Colorado, AGCO, POS, StatCan download)
+        from cannabis_market import cli_adapters
+    except ImportError:  # pragma: no cover - during development only
+        return
+    cli_adapters.register(dsub)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -84,8 +101,13 @@ def _generate(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     out = generate_dataset(
-        args.out, seed=args.seed, stores=args.stores, start=args.start, end=args.end,
-        frequency=args.frequency, progress=_progress,
+        args.out,
+        seed=args.seed,
+        stores=args.stores,
+        start=args.start,
+        end=args.end,
+        frequency=args.frequency,
+        progress=_progress,
     )
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -48,8 +48,14 @@ class FEResult:
         for n in self.names:
             lo, hi = self.ci(n)
             rows.append(
-                {"term": n, "estimate": self.coef[n], "std_error": self.se[n], "lo": lo, "hi": hi,
-                 "p_value": self.pvalue(n)}
+                {
+                    "term": n,
+                    "estimate": self.coef[n],
+                    "std_error": self.se[n],
+                    "lo": lo,
+                    "hi": hi,
+                    "p_value": self.pvalue(n),
+                }
             )
         return pl.DataFrame(rows)
 
@@ -98,8 +104,10 @@ def fe_ols(
     if missing:
         raise InputError(f"panel regression: column(s) {missing} not in the data (have {df.columns})")
     num = [y, *x]
-    d = df.select(used).drop_nulls().filter(
-        pl.all_horizontal([pl.col(c).cast(pl.Float64).is_finite() for c in num])
+    d = (
+        df.select(used)
+        .drop_nulls()
+        .filter(pl.all_horizontal([pl.col(c).cast(pl.Float64).is_finite() for c in num]))
     )
     n = d.height
     if n <= len(x) + 1:
@@ -108,7 +116,9 @@ def fe_ols(
     Y = w[y].to_numpy()
     X = w.select(x).to_numpy()
     sd = X.std(axis=0)
-    flat = [name for name, s in zip(x, sd, strict=True) if not s > 1e-10 * max(1.0, float(np.abs(d[name]).max()))]
+    flat = [
+        name for name, s in zip(x, sd, strict=True) if not s > 1e-10 * max(1.0, float(np.abs(d[name]).max()))
+    ]
     if flat:
         raise InputError(
             f"panel regression: {flat} has no variation within the fixed effects {list(fe)}; "

@@ -59,7 +59,9 @@ class Dataset:
         """The named table, or a clear error saying the dataset lacks it."""
         lf = getattr(self, name, None)
         if lf is None:
-            raise InputError(f"dataset {self.path}: this analysis needs the '{name}' table, which it does not have")
+            raise InputError(
+                f"dataset {self.path}: this analysis needs the '{name}' table, which it does not have"
+            )
         return lf
 
     def fingerprint(self) -> str:
@@ -82,7 +84,13 @@ def find_table(folder: Path, name: str) -> tuple[Path | None, list[Problem]]:
     """The file holding table `name` (CSV or Parquet); two of them is ambiguous."""
     found = [folder / f"{name}{ext}" for ext in TABLE_FORMATS if (folder / f"{name}{ext}").is_file()]
     if len(found) > 1:
-        return None, [Problem(found[0].name, None, f"table '{name}' is stored twice ({', '.join(f.name for f in found)}); keep one")]
+        return None, [
+            Problem(
+                found[0].name,
+                None,
+                f"table '{name}' is stored twice ({', '.join(f.name for f in found)}); keep one",
+            )
+        ]
     return (found[0] if found else None), []
 
 
@@ -109,7 +117,11 @@ def read_raw(path: Path) -> tuple[pl.DataFrame | None, list[Problem]]:
             try:
                 raw_bytes.decode("utf-8")
             except UnicodeDecodeError as e:
-                return None, [Problem(path.name, None, f"not valid UTF-8 text at byte {e.start} (re-save the file as UTF-8)")]
+                return None, [
+                    Problem(
+                        path.name, None, f"not valid UTF-8 text at byte {e.start} (re-save the file as UTF-8)"
+                    )
+                ]
             if not raw_bytes.strip():
                 return None, [Problem(path.name, None, "file is empty (no header row)")]
             df = pl.read_csv(path, infer_schema=False, encoding="utf8")
@@ -135,7 +147,9 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
     """
     folder = Path(path)
     if not folder.exists():
-        raise InputError(f"dataset folder {folder} does not exist (generate one with: cannabis-market data generate --out {folder})")
+        raise InputError(
+            f"dataset folder {folder} does not exist (generate one with: cannabis-market data generate --out {folder})"
+        )
     if not folder.is_dir():
         raise InputError(f"{folder} is a file; a dataset is a folder holding manifest.yml and tables")
     manifest, problems = read_manifest(folder)
@@ -159,11 +173,15 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
         problems += probs
         tables[name] = typed
     if "sales" not in present and "series" not in present:
-        problems.append(Problem(str(folder), None, "a dataset needs a sales table (with stores) or a series table"))
+        problems.append(
+            Problem(str(folder), None, "a dataset needs a sales table (with stores) or a series table")
+        )
     if "sales" in present and "stores" not in present:
         problems.append(Problem("stores", None, "sales need a stores table (stores.csv or stores.parquet)"))
     if "inventory" in present and "stores" not in present:
-        problems.append(Problem("stores", None, "inventory needs a stores table (stores.csv or stores.parquet)"))
+        problems.append(
+            Problem("stores", None, "inventory needs a stores table (stores.csv or stores.parquet)")
+        )
 
     cache = _cache_dir() / fingerprint(folder)
     if validate and not problems and cache.exists():
@@ -182,7 +200,9 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
     return Dataset(path=folder, manifest=manifest, files=files, **lazy)
 
 
-def _check_data(tables: dict[str, pl.DataFrame], files: dict[str, Path], manifest: dict[str, Any]) -> list[Problem]:
+def _check_data(
+    tables: dict[str, pl.DataFrame], files: dict[str, Path], manifest: dict[str, Any]
+) -> list[Problem]:
     problems: list[Problem] = []
     for name, df in tables.items():
         problems += V.check_table(df, TABLES[name], files[name].name)
@@ -200,7 +220,9 @@ def _check_data(tables: dict[str, pl.DataFrame], files: dict[str, Path], manifes
             and "store_id" in tables[name].columns
             and store_cols <= set(tables["stores"].columns)
         ):
-            problems += V.check_store_refs(tables[name].drop_nulls(["store_id"]), tables["stores"], fname[name], name)
+            problems += V.check_store_refs(
+                tables[name].drop_nulls(["store_id"]), tables["stores"], fname[name], name
+            )
     freq = manifest.get("frequency")
     for name in ("sales", "inventory", "series"):
         if name in tables and tables[name].height and "date" in tables[name].columns:

@@ -35,7 +35,9 @@ ADJ = {"unadjusted": "Unadjusted", "seasonally_adjusted": "Seasonally adjusted"}
 TORONTO_QUIRK = (dt.date(2018, 10, 1), dt.date(2019, 3, 1))
 
 
-def read_statcan(csv: str | Path, adjustment: str = "unadjusted", metric: str = "sales") -> tuple[pl.DataFrame, dict]:
+def read_statcan(
+    csv: str | Path, adjustment: str = "unadjusted", metric: str = "sales"
+) -> tuple[pl.DataFrame, dict]:
     """Parse a StatCan CSV into (series frame [date, geo, metric, value], import notes).
 
     Seasonally adjusted rows get the metric name `<metric>_sa` so both can live in one series table.
@@ -57,11 +59,17 @@ def read_statcan(csv: str | Path, adjustment: str = "unadjusted", metric: str = 
     if raw.height == 0:
         raise InputError(f"{path}: no data rows")
     if adjustment not in (*ADJ, "both"):
-        raise InputError(f"adjustment must be one of unadjusted, seasonally_adjusted, both (got {adjustment!r})")
+        raise InputError(
+            f"adjustment must be one of unadjusted, seasonally_adjusted, both (got {adjustment!r})"
+        )
     if "Adjustments" in raw.columns:
         keep = list(ADJ.values()) if adjustment == "both" else [ADJ[adjustment]]
         raw = raw.filter(pl.col("Adjustments").is_in(keep))
-        suffix = pl.when(pl.col("Adjustments") == ADJ["seasonally_adjusted"]).then(pl.lit("_sa")).otherwise(pl.lit(""))
+        suffix = (
+            pl.when(pl.col("Adjustments") == ADJ["seasonally_adjusted"])
+            .then(pl.lit("_sa"))
+            .otherwise(pl.lit(""))
+        )
     else:
         suffix = pl.lit("")
     if raw.height == 0:
@@ -77,7 +85,9 @@ def read_statcan(csv: str | Path, adjustment: str = "unadjusted", metric: str = 
         parsed.alias("date"),
         pl.col("SCALAR_FACTOR").str.strip_chars().str.to_lowercase().alias("_scalar"),
         pl.col("VALUE").str.strip_chars().cast(pl.Float64, strict=False).alias("_value"),
-        (pl.col("STATUS").fill_null("").str.strip_chars() if "STATUS" in raw.columns else pl.lit("")).alias("_status"),
+        (pl.col("STATUS").fill_null("").str.strip_chars() if "STATUS" in raw.columns else pl.lit("")).alias(
+            "_status"
+        ),
         (pl.lit(metric) + suffix).alias("metric"),
     )
     bad_dates = df.filter(pl.col("date").is_null())
@@ -89,7 +99,9 @@ def read_statcan(csv: str | Path, adjustment: str = "unadjusted", metric: str = 
         )
     unknown = sorted(set(df["_scalar"].unique().to_list()) - set(SCALARS))
     if unknown:
-        raise InputError(f"{path}, column 'SCALAR_FACTOR': unknown scalar factor(s) {unknown}; known: {', '.join(SCALARS)}")
+        raise InputError(
+            f"{path}, column 'SCALAR_FACTOR': unknown scalar factor(s) {unknown}; known: {', '.join(SCALARS)}"
+        )
     bad_value = df.filter(
         pl.col("_value").is_null()
         & pl.col("VALUE").is_not_null()
@@ -103,7 +115,9 @@ def read_statcan(csv: str | Path, adjustment: str = "unadjusted", metric: str = 
     df = df.filter(pl.col("_value").is_not_null() & ~pl.col("_status").is_in(list(SUPPRESSED)))
 
     factor = pl.col("_scalar").replace_strict(SCALARS, return_dtype=pl.Float64)
-    series = df.select("date", pl.col("GEO").alias("geo"), "metric", (pl.col("_value") * factor).alias("value"))
+    series = df.select(
+        "date", pl.col("GEO").alias("geo"), "metric", (pl.col("_value") * factor).alias("value")
+    )
 
     # Toronto = Ontario quirk: drop Toronto CMA rows in 2018-10..2019-03 that merely repeat Ontario.
     on = series.filter(pl.col("geo") == "Ontario").select("date", "metric", pl.col("value").alias("_on"))
@@ -125,7 +139,9 @@ def read_statcan(csv: str | Path, adjustment: str = "unadjusted", metric: str = 
     notes = {
         "rows": series.height,
         "suppressed_dropped": suppressed.height,
-        "suppressed_examples": [f"{r['REF_DATE']} {r['GEO']}" for r in suppressed.head(3).iter_rows(named=True)],
+        "suppressed_examples": [
+            f"{r['REF_DATE']} {r['GEO']}" for r in suppressed.head(3).iter_rows(named=True)
+        ],
         "toronto_quirk_rows_dropped": quirk_rows,
         "first": str(series["date"].min()),
         "last": str(series["date"].max()),
@@ -147,7 +163,9 @@ def import_statcan(
         prev = out / "manifest.yml"
         is_prev = prev.is_file() and (yaml.safe_load(prev.read_text()) or {}).get("source") == "statcan"
         if not out.is_dir() or (any(out.iterdir()) and not is_prev):
-            raise InputError(f"--out {out}: exists and is not a previous StatCan import; choose an empty folder")
+            raise InputError(
+                f"--out {out}: exists and is not a previous StatCan import; choose an empty folder"
+            )
     manifest = {
         "name": out.name,
         "description": f"Statistics Canada table imported from {Path(csv).name}: monthly retail sales in dollars "
@@ -181,4 +199,6 @@ def import_statcan(
 def statcan_monthly(csv: str | Path, adjustment: str = "unadjusted") -> pl.DataFrame:
     """Wide monthly frame (date + one column per geography, dollars) for time-series models."""
     series, _ = read_statcan(csv, adjustment)
-    return series.filter(pl.col("metric") == "sales").pivot(on="geo", index="date", values="value").sort("date")
+    return (
+        series.filter(pl.col("metric") == "sales").pivot(on="geo", index="date", values="value").sort("date")
+    )

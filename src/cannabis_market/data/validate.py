@@ -30,7 +30,9 @@ def _examples(values: Iterable[object], n: int = MAX_EXAMPLES) -> list[str]:
 ROW = "__row__"  # 1-based data row number in the source file, carried through checks
 
 
-def _row_examples(df: pl.DataFrame, mask: pl.Expr, cols: list[str], n: int = MAX_EXAMPLES) -> tuple[int, list[str]]:
+def _row_examples(
+    df: pl.DataFrame, mask: pl.Expr, cols: list[str], n: int = MAX_EXAMPLES
+) -> tuple[int, list[str]]:
     """Count rows matching `mask` and describe the first few as 'row N (col=value, ...)'."""
     if ROW not in df.columns:
         df = df.with_row_index(ROW, offset=1)
@@ -55,7 +57,9 @@ def coerce_table(raw: pl.DataFrame, spec: TableSpec, file: str) -> tuple[pl.Data
     problems: list[Problem] = []
     missing = [c for c in spec.required_columns if c not in raw.columns]
     for c in missing:
-        problems.append(Problem(file, c, f"required column is missing (columns found: {', '.join(raw.columns)})"))
+        problems.append(
+            Problem(file, c, f"required column is missing (columns found: {', '.join(raw.columns)})")
+        )
     exprs, checks = [], []
     for col in spec.columns:
         if col.name not in raw.columns:
@@ -93,7 +97,9 @@ def coerce_table(raw: pl.DataFrame, spec: TableSpec, file: str) -> tuple[pl.Data
                 vals = raw.filter(mask)[name].head(MAX_EXAMPLES).to_list()
                 rows = [int(i) + 1 for i in mask.arg_true().head(MAX_EXAMPLES).to_list()]
                 problems.append(
-                    Problem(file, name, rule, n, [f"row {r}: {v!r}" for r, v in zip(rows, vals, strict=False)])
+                    Problem(
+                        file, name, rule, n, [f"row {r}: {v!r}" for r, v in zip(rows, vals, strict=False)]
+                    )
                 )
         any_bad = pl.any_horizontal([m for _, _, m in checks])
     keep = [ROW] + [c.name for c in spec.columns if c.name in typed.columns]
@@ -105,7 +111,9 @@ def coerce_table(raw: pl.DataFrame, spec: TableSpec, file: str) -> tuple[pl.Data
 
 def _schema(spec: TableSpec) -> pa.DataFrameSchema:
     checks: dict[str, list[pa.Check]] = {
-        "category": [pa.Check.isin(list(CATEGORIES), error=f"category must be one of {', '.join(CATEGORIES)}")],
+        "category": [
+            pa.Check.isin(list(CATEGORIES), error=f"category must be one of {', '.join(CATEGORIES)}")
+        ],
         "kind": [pa.Check.isin(list(EVENT_KINDS), error=f"kind must be one of {', '.join(EVENT_KINDS)}")],
         "revenue": [pa.Check.ge(0, error="must be >= 0")],
         "grams": [pa.Check.ge(0, error="must be >= 0")],
@@ -113,7 +121,9 @@ def _schema(spec: TableSpec) -> pa.DataFrameSchema:
         "population": [pa.Check.gt(0, error="must be > 0")],
         "store_id": [pa.Check.str_length(min_value=1, error="must not be empty")],
         "scope": [
-            pa.Check.str_matches(r"^(all|region:.+|store:.+)$", error="must be 'all', 'region:<name>' or 'store:<id>'")
+            pa.Check.str_matches(
+                r"^(all|region:.+|store:.+)$", error="must be 'all', 'region:<name>' or 'store:<id>'"
+            )
         ],
     }
     if spec.name == "series":
@@ -151,9 +161,14 @@ def check_table(df: pl.DataFrame, spec: TableSpec, file: str) -> list[Problem]:
         dup = df.filter(pl.struct(key).is_duplicated())
         if dup.height:
             ex = _examples(
-                ", ".join(f"{k}={v}" for k, v in r.items()) for r in dup.select(key).unique(maintain_order=True).head(5).iter_rows(named=True)
+                ", ".join(f"{k}={v}" for k, v in r.items())
+                for r in dup.select(key).unique(maintain_order=True).head(5).iter_rows(named=True)
             )
-            problems.append(Problem(file, ", ".join(key), f"duplicate key ({', '.join(key)} must be unique)", dup.height, ex))
+            problems.append(
+                Problem(
+                    file, ", ".join(key), f"duplicate key ({', '.join(key)} must be unique)", dup.height, ex
+                )
+            )
     return problems
 
 
@@ -180,19 +195,30 @@ def check_daily_not_monthly(df: pl.DataFrame, file: str, col: str = "date") -> l
     """Flag a dataset declared daily whose dates are all month starts over several months."""
     dates = df.get_column(col).drop_nulls().unique()
     if dates.len() >= 3 and bool((dates.dt.day() == 1).all()):
-        return [Problem(file, col, "manifest says frequency: daily but every date is a month start; "
-                        "set frequency: monthly", dates.len(), _examples(dates.sort().head(3).to_list()))]
+        return [
+            Problem(
+                file,
+                col,
+                "manifest says frequency: daily but every date is a month start; set frequency: monthly",
+                dates.len(),
+                _examples(dates.sort().head(3).to_list()),
+            )
+        ]
     return []
 
 
-def check_store_refs(sales: pl.DataFrame, stores: pl.DataFrame, file: str, what: str = "sales") -> list[Problem]:
+def check_store_refs(
+    sales: pl.DataFrame, stores: pl.DataFrame, file: str, what: str = "sales"
+) -> list[Problem]:
     """Every store_id must exist in stores and the row's date must fall within its open dates."""
     problems: list[Problem] = []
     known = stores.select("store_id", "opened_on", "closed_on").unique("store_id")
     unknown = sales.join(known, on="store_id", how="anti")
     if unknown.height:
         ids = unknown["store_id"].unique(maintain_order=True).head(MAX_EXAMPLES).to_list()
-        problems.append(Problem(file, "store_id", "store_id not found in stores", unknown.height, _examples(ids)))
+        problems.append(
+            Problem(file, "store_id", "store_id not found in stores", unknown.height, _examples(ids))
+        )
     if "date" in sales.columns:
         keep = [c for c in (ROW, "date", "store_id") if c in sales.columns]
         j = sales.select(keep).join(known, on="store_id", how="inner")
@@ -202,7 +228,9 @@ def check_store_refs(sales: pl.DataFrame, stores: pl.DataFrame, file: str, what:
         n, ex = _row_examples(j, outside, ["store_id", "date", "opened_on", "closed_on"])
         if n:
             problems.append(
-                Problem(file, "date", f"{what} row outside the store's open dates (opened_on..closed_on)", n, ex)
+                Problem(
+                    file, "date", f"{what} row outside the store's open dates (opened_on..closed_on)", n, ex
+                )
             )
     return problems
 
@@ -219,14 +247,24 @@ def check_manifest(manifest: object, file: str) -> list[Problem]:
         if manifest.get(k) in (None, "")
     ]
     if manifest.get("source") not in (None, "") and manifest["source"] not in SOURCES:
-        problems.append(Problem(file, "source", f"must be one of {', '.join(SOURCES)}", 1, [repr(manifest["source"])]))
+        problems.append(
+            Problem(file, "source", f"must be one of {', '.join(SOURCES)}", 1, [repr(manifest["source"])])
+        )
     if manifest.get("frequency") not in (None, "") and manifest["frequency"] not in FREQUENCIES:
         problems.append(
-            Problem(file, "frequency", f"must be one of {', '.join(FREQUENCIES)}", 1, [repr(manifest["frequency"])])
+            Problem(
+                file,
+                "frequency",
+                f"must be one of {', '.join(FREQUENCIES)}",
+                1,
+                [repr(manifest["frequency"])],
+            )
         )
     if manifest.get("source") == "synthetic" and not isinstance(manifest.get("truth"), dict):
         problems.append(Problem(file, "truth", "generated (synthetic) data must carry a truth: mapping"))
     cur = manifest.get("currency")
     if isinstance(cur, str) and cur and not (len(cur) == 3 and cur.isalpha() and cur.isupper()):
-        problems.append(Problem(file, "currency", "must be a 3-letter ISO currency code such as CAD", 1, [repr(cur)]))
+        problems.append(
+            Problem(file, "currency", "must be a 3-letter ISO currency code such as CAD", 1, [repr(cur)])
+        )
     return problems
