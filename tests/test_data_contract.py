@@ -365,3 +365,17 @@ def test_random_malformed_tables_only_raise_validation_errors(tmp_path_factory, 
         load_dataset(folder)
     except DataValidationError as e:
         assert e.problems and all(p.file and p.rule for p in e.problems)
+
+
+def test_cached_load_is_lazy_and_identical(tiny):
+    first = load_dataset(tiny)
+    again = load_dataset(tiny)  # served from the validation cache, scanned lazily
+    for name in ("stores", "sales", "population", "events", "inventory"):
+        assert getattr(again, name).collect().equals(getattr(first, name).collect()), name
+
+
+def test_changed_file_is_validated_again(tiny):
+    load_dataset(tiny)
+    with (tiny / "sales.csv").open("a") as f:
+        f.write("2022-01-09,S1,edibles,-4,1\n")
+    one(tiny, "sales.csv", "revenue", ">= 0")

@@ -58,9 +58,11 @@ def market_totals(
     by: Sequence[str] = (),
     stores: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """Revenue (and grams) by period and `by` columns, with the number of stores that sold.
+    """Revenue (and grams) by period and `by` columns, with disclosure-control counts.
 
-    `by` may name store attributes (region, municipality, chain) when `stores` is given.
+    `n_stores` is how many stores sold in the cell and `max_share` the largest single store's share of
+    its revenue, so a report can suppress cells that would reveal one store's figures. `by` may name
+    store attributes (region, municipality, chain) when `stores` is given.
     """
     lf = _lazy(sales)
     names = lf.collect_schema().names()
@@ -69,10 +71,22 @@ def market_totals(
         if stores is None:
             raise InputError(f"grouping by {need} needs the stores table")
         lf = with_store_attrs(lf, stores, [b for b in need if b in STORE_ATTRS])
-    aggs = [pl.col("revenue").sum().alias("revenue"), pl.col("store_id").n_unique().alias("n_stores")]
-    if "grams" in names:
-        aggs.insert(1, pl.col("grams").sum().alias("grams"))
-    return lf.with_columns(period_expr(freq)).group_by(["period", *by]).agg(aggs).sort(["period", *by])
+    keys = ["period", *by]
+    vals = ["revenue", *(["grams"] if "grams" in names else [])]
+    per_store = lf.with_columns(period_expr(freq)).group_by([*keys, "store_id"]).agg(pl.col(vals).sum())
+    return (
+        per_store.group_by(keys)
+        .agg(
+            *[pl.col(v).sum() for v in vals],
+            pl.len().alias("n_stores"),
+            pl.col("revenue").max().alias("_top"),
+        )
+        .with_columns(
+            pl.when(pl.col("revenue") > 0).then(pl.col("_top") / pl.col("revenue")).otherwise(1.0).alias("max_share")
+        )
+        .drop("_top")
+        .sort(keys)
+    )
 
 
 def stores_open_on(

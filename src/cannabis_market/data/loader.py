@@ -134,6 +134,18 @@ def read_raw(path: Path) -> tuple[pl.DataFrame | None, list[Problem]]:
     return df, []
 
 
+def scan_typed(path: Path, name: str) -> pl.LazyFrame:
+    """Lazily scan a table file already known to be valid, cast to the contract types."""
+    spec = TABLES[name]
+    if path.suffix == ".csv":
+        lf = pl.scan_csv(path, infer_schema=False, encoding="utf8")
+    else:
+        lf = pl.scan_parquet(path)
+    schema = lf.collect_schema()
+    exprs, _ = V.cast_exprs(schema, spec)
+    return lf.with_columns(exprs).select([c.name for c in spec.columns if c.name in schema])
+
+
 def _cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "cannabis_market" / "validated"
@@ -146,6 +158,10 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
     Data checks of an unchanged dataset are remembered (by fingerprint) and skipped on the next load.
     """
     folder = Path(path)
+    if folder.is_dir() and validate:
+        quick = _load_cached(folder)
+        if quick is not None:
+            return quick
     if not folder.exists():
         raise InputError(
             f"dataset folder {folder} does not exist (generate one with: cannabis-market data generate --out {folder})"
@@ -184,8 +200,6 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
         )
 
     cache = _cache_dir() / fingerprint(folder)
-    if validate and not problems and cache.exists():
-        validate = False  # this exact content passed the data checks before
     if validate:
         problems += _check_data(tables, files, manifest)
     if problems:
@@ -197,6 +211,27 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
         except OSError:
             pass  # a read-only home only costs re-validation next time
     lazy = {k: v.drop(V.ROW).lazy() for k, v in tables.items()}
+    return Dataset(path=folder, manifest=manifest, files=files, **lazy)
+
+
+def _load_cached(folder: Path) -> Dataset | None:
+    """Load lazily, without re-reading the data, when this exact content passed validation before."""
+    if not (_cache_dir() / fingerprint(folder)).exists():
+        return None
+    manifest, problems = read_manifest(folder)
+    if problems:
+        return None
+    files: dict[str, Path] = {}
+    for name in TABLES:
+        f, probs = find_table(folder, name)
+        if probs:
+            return None
+        if f is not None:
+            files[name] = f
+    try:
+        lazy = {name: scan_typed(f, name) for name, f in files.items()}
+    except (pl.exceptions.PolarsError, OSError):
+        return None
     return Dataset(path=folder, manifest=manifest, files=files, **lazy)
 
 

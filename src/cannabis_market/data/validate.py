@@ -47,31 +47,24 @@ def _row_examples(
 # ---------------------------------------------------------------- parsing (strings/any -> contract types)
 
 
-def coerce_table(raw: pl.DataFrame, spec: TableSpec, file: str) -> tuple[pl.DataFrame, list[Problem]]:
-    """Cast a table read from disk to the contract's types, reporting unparseable values per column.
+def cast_exprs(schema: pl.Schema, spec: TableSpec) -> tuple[list[pl.Expr], list[tuple[str, str, pl.Expr]]]:
+    """Expressions casting each present column to its contract type, and (column, rule, bad-mask) checks.
 
-    Missing required columns are reported; optional absent columns are left absent. Empty strings count
-    as missing values. Returns the typed frame, with a `__row__` column (1-based data row) and without the
-    rows that failed to parse (they are reported here, so later rules don't report them twice).
+    Works on eager and lazy frames alike, so a dataset that passed validation before is loaded lazily
+    with exactly the same typing.
     """
-    problems: list[Problem] = []
-    missing = [c for c in spec.required_columns if c not in raw.columns]
-    for c in missing:
-        problems.append(
-            Problem(file, c, f"required column is missing (columns found: {', '.join(raw.columns)})")
-        )
     exprs, checks = [], []
     for col in spec.columns:
-        if col.name not in raw.columns:
+        if col.name not in schema:
             continue
         src = pl.col(col.name)
-        dtype = raw.schema[col.name]
+        dtype = schema[col.name]
         if dtype == pl.String:
             src = pl.when(src.str.strip_chars() == "").then(None).otherwise(src.str.strip_chars())
         if col.dtype == pl.Date:
             if dtype == pl.String:
                 parsed = src.str.to_date("%Y-%m-%d", strict=False)
-            elif dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
+            elif isinstance(dtype, pl.Datetime):
                 parsed = src.dt.date()
             else:
                 parsed = src.cast(pl.Date, strict=False)
@@ -85,6 +78,23 @@ def coerce_table(raw: pl.DataFrame, spec: TableSpec, file: str) -> tuple[pl.Data
         exprs.append(parsed.alias(col.name))
         if rule:
             checks.append((col.name, rule, src.is_not_null() & parsed.is_null()))
+    return exprs, checks
+
+
+def coerce_table(raw: pl.DataFrame, spec: TableSpec, file: str) -> tuple[pl.DataFrame, list[Problem]]:
+    """Cast a table read from disk to the contract's types, reporting unparseable values per column.
+
+    Missing required columns are reported; optional absent columns are left absent. Empty strings count
+    as missing values. Returns the typed frame, with a `__row__` column (1-based data row) and without the
+    rows that failed to parse (they are reported here, so later rules don't report them twice).
+    """
+    problems: list[Problem] = []
+    missing = [c for c in spec.required_columns if c not in raw.columns]
+    for c in missing:
+        problems.append(
+            Problem(file, c, f"required column is missing (columns found: {', '.join(raw.columns)})")
+        )
+    exprs, checks = cast_exprs(raw.schema, spec)
     raw = raw.with_row_index(ROW, offset=1)
     typed = raw.with_columns(exprs) if exprs else raw
     any_bad = pl.lit(False)
