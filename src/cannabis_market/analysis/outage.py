@@ -517,3 +517,146 @@ def outage_scenarios(
         cover_cv=cover_cv,
         **kw,
     )
+
+
+def estimate_series_impact(
+    ds: Any,
+    geo: str,
+    controls: Sequence[str],
+    outage_start: dt.date | str,
+    post_end: dt.date | str | None = None,
+    start: dt.date | str | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_sims: int = 1000,
+    metric: str = "sales",
+    **impact_kw: Any,
+) -> ImpactResult:
+    """Impact model on an aggregate `series` dataset (e.g. StatCan monthly sales by province).
+
+    y = `metric` of `geo`; controls = the same metric of other geographies that the event did not touch
+    (for the 2022 Ontario outage: the other provinces). A control written `rest_of:<total>` is the
+    total minus `geo` (e.g. `rest_of:Canada` = Canada without Ontario), one well-measured control rather
+    than many short ones. The post-period runs from the month of `outage_start` to `post_end` (default:
+    that month alone).
+    """
+    series = _need(ds, "series").filter(pl.col("metric") == metric).collect()
+    derived = []
+    for c in controls:
+        if c.startswith("rest_of:"):
+            total = c.split(":", 1)[1]
+            both = series.filter(pl.col("geo").is_in([total, geo])).pivot(
+                on="geo", index="date", values="value"
+            )
+            if total in both.columns and geo in both.columns:
+                derived.append(
+                    both.select(
+                        "date",
+                        pl.lit(c).alias("geo"),
+                        pl.lit(metric).alias("metric"),
+                        (pl.col(total) - pl.col(geo)).alias("value"),
+                    ).drop_nulls()
+                )
+    if derived:
+        series = pl.concat([series, *derived], how="vertical_relaxed")
+    geos = set(series["geo"].unique().to_list())
+    missing = [g for g in [geo, *controls] if g not in geos]
+    if missing:
+        raise InputError(
+            f"geography {missing} not in the dataset's '{metric}' series; available: {', '.join(sorted(geos))}"
+        )
+    if geo in controls:
+        raise InputError(f"{geo!r} is both the outcome and a control")
+    o_start = _as_date(outage_start, "outage_start")
+    post = _as_date(post_end, "post_end") or o_start
+    first = _as_date(start, "start")
+    monthly = ds.frequency == "monthly"
+    p0 = o_start.replace(day=1) if monthly else o_start
+    p1 = post.replace(day=1) if monthly else post
+    wide = (
+        series.filter(pl.col("geo").is_in([geo, *controls]))
+        .pivot(on="geo", index="date", values="value")
+        .sort("date")
+        .filter(pl.col("date") <= p1)
+    )
+    if first is not None:
+        wide = wide.filter(pl.col("date") >= first)
+    wide = wide.drop_nulls()
+    pre = wide.filter(pl.col("date") < p0)
+    if pre.height < 3:
+        raise InputError(f"only {pre.height} period(s) with all series present before {fmt_date(p0)}")
+    impact_kw.setdefault("prior_level_sd", 0.01)
+    return estimate_impact(
+        wide,
+        geo,
+        (pre["date"][0], pre["date"][-1]),
+        (p0, p1),
+        controls=list(controls),
+        alpha=alpha,
+        seed=seed,
+        n_sims=n_sims,
+        **impact_kw,
+    )
+
+
+def outage_impact(
+    ds: Any,
+    region: str = "all",
+    controls: Sequence[str] = ("control_group",),
+    start: dt.date | str | None = None,
+    outage_start: dt.date | str | None = None,
+    outage_end: dt.date | str | None = None,
+    post_end: dt.date | str | None = None,
+    alpha: float = 0.05,
+    seed: int = 0,
+    n_sims: int = 1000,
+) -> ImpactResult:
+    """The outage notebook's one call: store-level datasets use the treated/control store split,
+    aggregate series datasets compare `region` with the `controls` geographies."""
+    if getattr(ds, "sales", None) is None:
+        if list(controls) == ["control_group"]:
+            raise InputError(
+                "a series dataset has no stores to split: name control geographies, e.g. -p controls=Quebec,Alberta"
+            )
+        geo = region if region not in ("all", "", None) else str(ds.manifest.get("region", ""))
+        return estimate_series_impact(
+            ds,
+            geo,
+            list(controls),
+            outage_start or _resolve(ds, None)[0],
+            post_end,
+            start,
+            alpha,
+            seed,
+            n_sims,
+        )
+    o_start, _ = _resolve(ds, outage_start, outage_end)
+    first = _as_date(start, "start")
+    pre_days = (o_start - first).days if first else 84
+    if pre_days < 14:
+        raise InputError(
+            f"start {fmt_date(first)} leaves only {pre_days} days before the outage; use at least 14"
+        )
+    ctrl = "none" if list(controls) in ([], ["none"]) else "control_group"
+    if ctrl == "control_group" and list(controls) != ["control_group"]:
+        raise InputError(
+            f"controls {list(controls)}: a store-level dataset uses 'control_group' (stores that kept stock) or 'none'"
+        )
+    return estimate_outage_impact(
+        ds, o_start, outage_end, post_end, ctrl, alpha, seed, pre_days=pre_days, n_sims=n_sims, region=region
+    )
+
+
+def impact_figures(result: ImpactResult) -> dict[str, float]:
+    """Headline figures of an outage impact estimate (lost sales positive = sales lost)."""
+    avg = result.summary().filter(pl.col("row") == "average").row(0, named=True)
+    lost = result.lost
+    return {
+        "lost_sales": lost.point,
+        "lost_sales_lo": lost.lo,
+        "lost_sales_hi": lost.hi,
+        "rel_effect": avg["rel_effect"],
+        "rel_effect_lo": avg["rel_effect_lo"],
+        "rel_effect_hi": avg["rel_effect_hi"],
+        "p_value": result.p_value,
+    }

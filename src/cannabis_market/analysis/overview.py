@@ -1,0 +1,254 @@
+"""Market overview: sales, open stores and sales per store over time, by region and category.
+
+Works on store-level datasets (stores + sales) and on aggregate `series` datasets (e.g. StatCan), so the
+overview notebook runs on both. Frames carry `n_stores`/`max_share` so reports can suppress cells that
+would reveal one store's figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import altair as alt
+import polars as pl
+
+from cannabis_market.data import aggregate as A
+from cannabis_market.data.loader import Dataset
+from cannabis_market.errors import InputError
+from cannabis_market.format import fmt_cad, fmt_date, fmt_num
+
+
+@dataclass
+class MarketOverview:
+    """Monthly market path plus the latest-month headline figures."""
+
+    monthly: pl.DataFrame  # period, revenue, n_stores, max_share, stores_open, revenue_per_store
+    by_region: pl.DataFrame | None  # region, revenue, n_stores, max_share (window total)
+    categories: pl.DataFrame | None  # year, category, revenue, share, n_stores, max_share
+    total_sales: float
+    stores_open_latest: int | None
+    sales_per_store_latest: float | None
+    latest_period: dt.date
+    start: dt.date
+    end: dt.date
+    region: str
+    currency: str
+
+    def figures(self) -> dict[str, float | int | None]:
+        """Headline figures for results.json."""
+        return {
+            "total_sales": self.total_sales,
+            "stores_open_latest": self.stores_open_latest,
+            "sales_per_store_latest": self.sales_per_store_latest,
+        }
+
+    def summary(self) -> pl.DataFrame:
+        """The headline figures as a two-column table."""
+        return pl.DataFrame(
+            {
+                "figure": ["total sales", "stores open (latest month)", "sales per store (latest month)"],
+                "value": [
+                    fmt_cad(self.total_sales),
+                    fmt_num(self.stores_open_latest) if self.stores_open_latest is not None else "n/a",
+                    fmt_cad(self.sales_per_store_latest),
+                ],
+            }
+        )
+
+    def report(self) -> str:
+        """One paragraph in plain language, every number from the data."""
+        where = "the whole market" if self.region == "all" else f"region {self.region}"
+        first = self.monthly["period"].min()
+        s = (
+            f"From {fmt_date(first, monthly=True)} to {fmt_date(self.latest_period, monthly=True)}, stores in "
+            f"{where} sold {fmt_cad(self.total_sales)} (tax excluded, {self.currency})."
+        )
+        if self.stores_open_latest is not None:
+            s += f" {fmt_num(self.stores_open_latest)} stores were open at the end of the latest month"
+            if self.sales_per_store_latest is not None:
+                s += f", selling {fmt_cad(self.sales_per_store_latest)} each on average that month"
+            s += "."
+        return s
+
+    def chart(self) -> alt.VConcatChart:
+        """Monthly sales and open stores (two aligned panels)."""
+        data = self.monthly.select("period", "revenue", "stores_open")
+        x = alt.X("period:T", title=None)
+        sales = (
+            alt.Chart(data, title="Monthly sales")
+            .mark_line(point=False)
+            .encode(
+                x,
+                alt.Y("revenue:Q", title=f"sales ({self.currency})"),
+                tooltip=[alt.Tooltip("period:T", format="%b %Y"), alt.Tooltip("revenue:Q", format=",.0f")],
+            )
+            .properties(height=200)
+        )
+        stores = (
+            alt.Chart(data, title="Stores open at month end")
+            .mark_line(color="#d9822b")
+            .encode(
+                x,
+                alt.Y("stores_open:Q", title="stores"),
+                tooltip=[alt.Tooltip("period:T", format="%b %Y"), "stores_open:Q"],
+            )
+            .properties(height=160)
+        )
+        return alt.vconcat(sales, stores)
+
+    def chart_per_store(self) -> alt.Chart:
+        """Sales per selling store by month."""
+        data = self.monthly.select("period", "revenue_per_store").drop_nulls()
+        return (
+            alt.Chart(data, title="Sales per store")
+            .mark_line()
+            .encode(
+                alt.X("period:T", title=None),
+                alt.Y("revenue_per_store:Q", title=f"{self.currency} per store"),
+                tooltip=[
+                    alt.Tooltip("period:T", format="%b %Y"),
+                    alt.Tooltip("revenue_per_store:Q", format=",.0f"),
+                ],
+            )
+            .properties(height=200)
+        )
+
+    def chart_categories(self) -> alt.Chart | None:
+        """Category shares of sales by year (stacked bars)."""
+        if self.categories is None:
+            return None
+        data = self.categories.select("year", "category", "share")
+        return (
+            alt.Chart(data, title="Category mix")
+            .mark_bar()
+            .encode(
+                alt.X("year:O", title=None),
+                alt.Y("share:Q", stack="normalize", axis=alt.Axis(format="%"), title="share of sales"),
+                alt.Color("category:N"),
+                tooltip=["year:O", "category:N", alt.Tooltip("share:Q", format=".1%")],
+            )
+            .properties(height=220)
+        )
+
+
+def _as_date(x: str | dt.date | None) -> dt.date | None:
+    if x is None or x == "":
+        return None
+    return x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x))
+
+
+def market_overview(
+    ds: Dataset, region: str = "all", start: str | dt.date | None = None, end: str | dt.date | None = None
+) -> MarketOverview:
+    """Summarise a dataset's market between `start` and `end` (inclusive) for one region or all."""
+    start_d, end_d = _as_date(start), _as_date(end)
+    if start_d and end_d and end_d < start_d:
+        raise InputError(f"end ({end_d}) is before start ({start_d})")
+    currency = str(ds.manifest.get("currency", "CAD"))
+    if ds.sales is None:
+        return _overview_from_series(ds, region, start_d, end_d, currency)
+    stores = ds.table("stores")
+    regions = stores.select("region").unique().collect()["region"].to_list()
+    if region not in ("all", "") and region not in regions:
+        raise InputError(
+            f"region {region!r} is not in this dataset; choose 'all' or one of {sorted(regions)}"
+        )
+    sales = A.filter_region(ds.sales, region, stores)
+    if start_d:
+        sales = sales.filter(pl.col("date") >= start_d)
+    if end_d:
+        sales = sales.filter(pl.col("date") <= end_d)
+    monthly = A.market_totals(sales, "month").collect()
+    if monthly.height == 0:
+        raise InputError(
+            f"no sales between {start_d or 'the start'} and {end_d or 'the end'} for region {region!r}"
+        )
+    st = A.filter_region(stores, region)
+    ends = [A._period_end(p, "month") for p in monthly["period"]]
+    if end_d:
+        ends = [min(e, end_d) for e in ends]
+    open_at = A.stores_open_on(st, ends).rename({"date": "period_end"})
+    monthly = (
+        monthly.with_columns(pl.Series("period_end", ends, dtype=pl.Date))
+        .join(open_at, on="period_end", how="left")
+        .with_columns((pl.col("revenue") / pl.col("n_stores")).alias("revenue_per_store"))
+        .drop("period_end")
+    )
+    by_region = A.market_totals(sales, "year", by=["region"], stores=stores).collect()
+    by_region = (
+        by_region.group_by("region")
+        .agg(pl.col("revenue").sum(), pl.col("n_stores").max(), pl.col("max_share").max())
+        .sort("revenue", descending=True)
+    )
+    cats = (
+        A.market_totals(sales, "year", by=["category"])
+        .collect()
+        .with_columns(
+            pl.col("period").dt.year().alias("year"),
+            (pl.col("revenue") / pl.col("revenue").sum().over("period")).alias("share"),
+        )
+        .select("year", "category", "revenue", "share", "n_stores", "max_share")
+    )
+    last = monthly.tail(1).row(0, named=True)
+    return MarketOverview(
+        monthly=monthly,
+        by_region=by_region,
+        categories=cats,
+        total_sales=float(monthly["revenue"].sum()),
+        stores_open_latest=int(last["stores_open"]) if last["stores_open"] is not None else None,
+        sales_per_store_latest=float(last["revenue_per_store"]),
+        latest_period=last["period"],
+        start=monthly["period"].min(),
+        end=ends[-1],
+        region=region,
+        currency=currency,
+    )
+
+
+def _overview_from_series(
+    ds: Dataset, region: str, start: dt.date | None, end: dt.date | None, currency: str
+) -> MarketOverview:
+    series = ds.table("series").collect()
+    geos = series["geo"].unique().to_list()
+    geo = region if region not in ("all", "") else str(ds.manifest.get("region", ""))
+    if geo not in geos:
+        raise InputError(
+            f"region {region!r}: this series dataset has geographies {sorted(geos)[:12]}...; pick one"
+        )
+    s = series.filter(pl.col("geo") == geo)
+    if start:
+        s = s.filter(pl.col("date") >= start)
+    if end:
+        s = s.filter(pl.col("date") <= end)
+    sales = s.filter(pl.col("metric") == "sales").select(
+        pl.col("date").alias("period"), pl.col("value").alias("revenue")
+    )
+    if sales.height == 0:
+        raise InputError(f"no 'sales' metric for {geo} in the chosen window")
+    stores = s.filter(pl.col("metric") == "stores").select(
+        pl.col("date").alias("period"), pl.col("value").alias("stores_open")
+    )
+    monthly = (
+        sales.join(stores, on="period", how="left")
+        .with_columns(
+            pl.lit(None, dtype=pl.UInt32).alias("n_stores"),
+            pl.lit(None, dtype=pl.Float64).alias("max_share"),
+            (pl.col("revenue") / pl.col("stores_open")).alias("revenue_per_store"),
+        )
+        .sort("period")
+    )
+    last = monthly.tail(1).row(0, named=True)
+    return MarketOverview(
+        monthly=monthly,
+        by_region=None,
+        categories=None,
+        total_sales=float(monthly["revenue"].sum()),
+        stores_open_latest=int(last["stores_open"]) if last["stores_open"] is not None else None,
+        sales_per_store_latest=last["revenue_per_store"],
+        latest_period=last["period"],
+        start=monthly["period"].min(),
+        end=monthly["period"].max(),
+        region=geo,
+        currency=currency,
+    )
