@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from cannabis_market.cli import main
 from cannabis_market.data.loader import load_dataset
-from cannabis_market.errors import DataValidationError
+from cannabis_market.errors import DataValidationError, InputError
 
 
 def problems_of(folder: Path) -> list:
@@ -379,3 +379,15 @@ def test_changed_file_is_validated_again(tiny):
     with (tiny / "sales.csv").open("a") as f:
         f.write("2022-01-09,S1,edibles,-4,1\n")
     one(tiny, "sales.csv", "revenue", ">= 0")
+
+
+def test_subset_by_region_and_window(tiny):
+    ds = load_dataset(tiny)
+    east = ds.subset("East", "2022-01-02", "2022-01-03")
+    assert east.stores.collect()["store_id"].to_list() == ["S3"]
+    assert east.sales.collect()["revenue"].sum() == 15.0
+    assert ds.subset().sales.collect().height == ds.sales.collect().height
+    with pytest.raises(InputError, match="region 'Mars'"):
+        ds.subset("Mars")
+    with pytest.raises(InputError, match="before start"):
+        ds.subset("all", "2022-02-01", "2022-01-01")

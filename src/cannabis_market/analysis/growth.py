@@ -1254,6 +1254,11 @@ class SaturationResult:
     notes: list[str] = field(default_factory=list)
     currency: str = "CAD"
 
+    @property
+    def stores_at_risk(self) -> int:
+        """Stores (all groups) whose trailing revenue is below break-even."""
+        return int(self.at_risk.filter(pl.col("group") == "All")["stores_at_risk"][0])
+
     def summary(self) -> pl.DataFrame:
         """Per group (and 'All'): open stores, trailing sales per store, stores judged and at risk."""
         return self.at_risk

@@ -64,6 +64,57 @@ class Dataset:
             )
         return lf
 
+    def subset(self, region: str | None = "all", start: Any = None, end: Any = None) -> Dataset:
+        """The same dataset restricted to one region (stores and their rows) and a date window.
+
+        `region` 'all' (or None) keeps every region; `start`/`end` are inclusive ISO dates or dates and
+        apply to dated tables (sales, inventory, series, events overlapping the window). The stores table
+        keeps every store of the region, whatever its dates, so store counts over time stay right.
+        """
+        import datetime as dt
+
+        def as_date(x: Any) -> dt.date | None:
+            if x in (None, ""):
+                return None
+            return x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x)[:10])
+
+        lo, hi = as_date(start), as_date(end)
+        if lo and hi and hi < lo:
+            raise InputError(f"end ({hi}) is before start ({lo})")
+        out = Dataset(
+            path=self.path,
+            manifest=self.manifest,
+            files=self.files,
+            stores=self.stores,
+            sales=self.sales,
+            population=self.population,
+            events=self.events,
+            inventory=self.inventory,
+            series=self.series,
+        )
+        if region not in (None, "", "all"):
+            if self.stores is None:
+                raise InputError(f"dataset {self.path}: region {region!r} needs a stores table")
+            regions = self.stores.select(pl.col("region").unique()).collect()["region"].to_list()
+            if region not in regions:
+                raise InputError(
+                    f"region {region!r} is not in {self.path}; choose 'all' or one of {sorted(regions)}"
+                )
+            out.stores = self.stores.filter(pl.col("region") == region)
+            ids = out.stores.select("store_id")
+            if self.sales is not None:
+                out.sales = self.sales.join(ids, on="store_id", how="semi")
+            if self.inventory is not None:
+                out.inventory = self.inventory.join(ids, on="store_id", how="semi")
+        for name in ("sales", "inventory", "series"):
+            lf = getattr(out, name)
+            if lf is not None and lo:
+                lf = lf.filter(pl.col("date") >= lo)
+            if lf is not None and hi:
+                lf = lf.filter(pl.col("date") <= hi)
+            setattr(out, name, lf)
+        return out
+
     def fingerprint(self) -> str:
         """Hash of the dataset's files (names, sizes, modification times) for incremental reports."""
         return fingerprint(self.path)
