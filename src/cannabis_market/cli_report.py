@@ -1,0 +1,176 @@
+"""``cannabis-market report``: build the offline HTML reports listed in reports.yml.
+
+``register(subparsers)`` adds the sub-command to the main CLI (it sets ``func=run`` on the parser);
+``run(args) -> int`` executes it. ``python -m cannabis_market.cli_report ...`` runs it standalone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cannabis_market.errors import InputError
+
+DESCRIPTION = """\
+Execute report notebooks and render them to offline HTML (one self-contained page per run, plus
+<out>/index.html). NAME is a job name from reports.yml (all its runs, grid included) or a notebook
+(file stem such as 04_outage_impact, or a path to an .ipynb), which runs with its own defaults plus -p.
+No NAME runs every job. Runs whose notebook, parameters, dataset and package version are unchanged
+since their last successful run are skipped (--force re-runs them)."""
+
+EPILOG = """\
+parameters:
+  -p KEY=VALUE is converted to the type declared in the notebook's `parameters` cell:
+  dates 2022-08-05, lists a,b or ["a","b"], numbers, booleans true/false/yes/no/1/0,
+  null for optional parameters. Unknown names and bad values are refused before anything runs.
+
+output (per run):
+  <out>/<report>/<parameters>/report.html, executed.ipynb, results.json
+
+exit status:
+  0  every run succeeded or was skipped
+  1  at least one run failed (its report still shows the error; the others are unaffected)
+  2  bad input: unknown NAME, bad -p, invalid reports.yml, missing notebook or kernel
+  3  another `cannabis-market report` is writing to the same output folder (lock not obtained)
+"""
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_BUSY = 0, 1, 2, 3
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected at least 1")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of the ``report`` command (shared by the main CLI and ``python -m``)."""
+    p.add_argument(
+        "names", nargs="*", metavar="NAME", help="job name from reports.yml, or notebook stem/path"
+    )
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="jobs file (default: reports.yml here or in the nearest parent folder)",
+    )
+    p.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a notebook parameter (repeatable); applies to every selected run",
+    )
+    p.add_argument(
+        "--jobs", "-j", type=_jobs, default=1, metavar="N", help="run N notebooks in parallel (default 1)"
+    )
+    p.add_argument("--out", metavar="DIR", help="output folder (default: reports/ next to reports.yml)")
+    p.add_argument("--force", action="store_true", help="re-run even when nothing changed")
+    p.add_argument(
+        "--show-code", action="store_true", help="include code cells, prompts and warnings in the HTML"
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive,
+        metavar="S",
+        help="seconds allowed per notebook (default: the job's timeout, else 900)",
+    )
+    p.add_argument(
+        "--lock-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for another report command writing the same folder (default 10)",
+    )
+    p.add_argument("--list", action="store_true", help="list jobs and notebook parameters, run nothing")
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``report`` sub-command to the main CLI; the parser gets ``func=run``."""
+    p = subparsers.add_parser(
+        "report",
+        help="render report notebooks to offline HTML (reports/)",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``cannabis-market report``; returns the exit status (see EPILOG)."""
+    from cannabis_market.reports import runner
+    from cannabis_market.reports.params import parse_assignments
+
+    try:
+        config_path = Path(args.config) if args.config else runner.find_config()
+        if args.config and not config_path.is_file():
+            raise InputError(f"{config_path}: file not found")
+        config = runner.load_config(config_path)
+        if args.list:
+            print(runner.describe_plan(config, args.names))
+            return EXIT_OK
+        overrides = parse_assignments(args.params)
+        out = Path(args.out) if args.out else config.root / "reports"
+        planned = runner.plan(
+            config,
+            args.names,
+            overrides,
+            out=out,
+            timeout=args.timeout,
+            show_code=args.show_code,
+            force=args.force,
+        )
+        if planned.runs:
+            runner.check_kernel()
+        executor = runner.make_executor("local", jobs=args.jobs)
+        summary = runner.run_reports(planned, out, executor=executor, lock_timeout=args.lock_timeout)
+    except InputError as exc:
+        _error(str(exc))
+        return EXIT_INPUT
+    except runner.LockBusy as exc:
+        _error(str(exc))
+        return EXIT_BUSY
+    except KeyboardInterrupt:
+        _error("interrupted; finished reports are in place, unfinished ones were discarded")
+        return 130
+    return summary.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry: ``python -m cannabis_market.cli_report [NAME ...] [options]``."""
+    parser = argparse.ArgumentParser(
+        prog="cannabis-market report",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
