@@ -8,7 +8,7 @@ KERNEL := cannabis-market
 DATASET := data/sample
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv kernel data report test lint format lab bench browser clean
+.PHONY: help venv kernel data real-data report test lint format lab bench browser clean
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -31,7 +31,22 @@ $(DATASET)/manifest.yml: | $(STAMP)
 
 data: $(DATASET)/manifest.yml  ## generate the default synthetic dataset into data/sample (if missing)
 
-report: $(STAMP) data  ## build every report into reports/ (index: reports/index.html)
+REAL ?= ../shared/data/real
+REAL_OUT := data/real
+
+$(REAL_OUT)/statcan/manifest.yml: | $(STAMP)
+	$(BIN)/cannabis-market data import-statcan $(REAL)/statcan_20100056_cannabis_retailers_monthly_by_province.csv --out $(REAL_OUT)/statcan
+$(REAL_OUT)/washington/manifest.yml: | $(STAMP)
+	$(BIN)/cannabis-market data import-washington $(REAL)/washington_lcb_retail_sales_by_license_monthly_2017-2021.xlsx --out $(REAL_OUT)/washington
+$(REAL_OUT)/oregon/manifest.yml: | $(STAMP)
+	$(BIN)/cannabis-market data import-oregon $(REAL)/oregon_olcc_monthly_sales_prices_2016-2021.xlsx --out $(REAL_OUT)/oregon
+
+real-data: $(STAMP)  ## import the public data in ../shared/data/real (if present) for the real-data reports
+	@if [ -d "$(REAL)" ]; then \
+	  $(MAKE) --no-print-directory $(REAL_OUT)/statcan/manifest.yml $(REAL_OUT)/washington/manifest.yml $(REAL_OUT)/oregon/manifest.yml; \
+	else echo "note: $(REAL) not found: the real-data reports (statcan_outage, washington_saturation, oregon_prices) will be skipped"; fi
+
+report: $(STAMP) data real-data  ## build every report into reports/ (index: reports/index.html)
 	$(BIN)/cannabis-market report --jobs 2
 
 browser:  ## install headless chromium for the browser test (Debian; skipped with a message elsewhere)
@@ -60,4 +75,4 @@ bench: $(STAMP) data  ## run benchmarks; results go to benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py
 
 clean:  ## remove the venv, generated data and built reports
-	rm -rf $(VENV) $(DATASET) reports/*/ reports/index.html
+	rm -rf $(VENV) $(DATASET) $(REAL_OUT) reports/*/ reports/index.html

@@ -36,6 +36,7 @@ from cannabis_market.data.adapters.statcan_fetch import fetch_statcan, read_stat
 from cannabis_market.data.adapters.washington import import_washington, incomplete_months, read_washington
 from cannabis_market.data.loader import load_dataset
 from cannabis_market.errors import InputError
+
 from conftest import REPO, real_file
 
 D = dt.date

@@ -9,13 +9,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from conftest import MANIFEST, TABLES, write_dataset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cannabis_market.cli import main
 from cannabis_market.data.loader import load_dataset
 from cannabis_market.errors import DataValidationError, InputError
+
+from conftest import MANIFEST, TABLES, write_dataset
 
 
 def problems_of(folder: Path) -> list:
@@ -199,7 +200,7 @@ def test_unknown_category(tmp_path):
 
 @pytest.mark.parametrize(("col", "i"), [("revenue", 3), ("grams", 4)])
 def test_negative_amounts(tmp_path, col, i):
-    row = "2022-01-05,S1,edibles,5,1".split(",")
+    row = ["2022-01-05", "S1", "edibles", "5", "1"]
     row[i] = "-2"
     one(write_dataset(tmp_path / "d", sales=TABLES["sales"] + [",".join(row)]), "sales.csv", col, ">= 0")
 

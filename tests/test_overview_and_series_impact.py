@@ -8,13 +8,14 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from conftest import real_file
 
 from cannabis_market.analysis.outage import impact_figures, outage_impact
 from cannabis_market.analysis.overview import market_overview
 from cannabis_market.data.loader import load_dataset
 from cannabis_market.data.statcan import import_statcan
 from cannabis_market.errors import InputError
+
+from conftest import real_file
 
 
 def test_overview_figures_match_direct_sums(tiny):

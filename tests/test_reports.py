@@ -294,10 +294,10 @@ def test_grid_expansion_overrides_and_requires(tmp_path):
     config = runner.load_config(cfg)
     plan = runner.plan(config, [], out=tmp_path / "out")
     assert sorted(r.slug for r in plan.runs) == [
-        "event_date=2022-08-05,region=east,weeks=2",
-        "event_date=2022-08-05,region=east,weeks=4",
-        "event_date=2022-08-05,region=west,weeks=2",
-        "event_date=2022-08-05,region=west,weeks=4",
+        "region=east,weeks=2",
+        "region=east,weeks=4",
+        "region=west,weeks=2",
+        "region=west,weeks=4",
     ]
     run = plan.runs[0]
     assert run.parameters == {"event_date": "2022-08-05", "region": "east", "weeks": 2}
@@ -308,8 +308,8 @@ def test_grid_expansion_overrides_and_requires(tmp_path):
     # -p wins over a grid parameter: the grid collapses
     plan2 = runner.plan(config, ["charts"], {"region": "north"}, out=tmp_path / "out")
     assert sorted(r.slug for r in plan2.runs) == [
-        "event_date=2022-08-05,region=north,weeks=2",
-        "event_date=2022-08-05,region=north,weeks=4",
+        "region=north,weeks=2",
+        "region=north,weeks=4",
     ]
     # a notebook stem runs with its own defaults
     plan3 = runner.plan(config, ["trivial"], out=tmp_path / "out", cwd=tmp_path)

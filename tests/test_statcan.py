@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from conftest import real_file
 
 from cannabis_market.cli import main
 from cannabis_market.data.loader import load_dataset
 from cannabis_market.data.statcan import import_statcan, read_statcan
 from cannabis_market.errors import InputError
+
+from conftest import real_file
 
 HEADER = (
     "REF_DATE,GEO,DGUID,North American Industry Classification System (NAICS),Sales,Adjustments,UOM,"

@@ -305,13 +305,19 @@ def estimate_outage_impact(
         impact_kw.setdefault("seasonality", None)
     if series["n_treated"].max() == 0:
         raise InputError("no treated stores: no store had cover below the no-stock-out threshold")
-    frame = series.select("date", ycol, *(ctrl or [])).drop_nulls()
+    # readable names: they label the chart and the report paragraph
+    names = {
+        "treated_sales_adj": "sales_of_stores_running_short",
+        "total_sales_adj": "sales_of_all_stores",
+        "control_sales_adj": "sales_of_stores_with_stock",
+    }
+    frame = series.select("date", ycol, *(ctrl or [])).drop_nulls().rename(names, strict=False)
     return estimate_impact(
         frame,
-        ycol,
+        names[ycol],
         (frame["date"][0], start - dt.timedelta(days=1)),
         (start, post),
-        controls=ctrl,
+        controls=[names[c] for c in ctrl] if ctrl else None,
         alpha=alpha,
         seed=seed,
         n_sims=n_sims,

@@ -175,12 +175,7 @@ def market_overview(
         .with_columns((pl.col("revenue") / pl.col("n_stores")).alias("revenue_per_store"))
         .drop("period_end")
     )
-    by_region = A.market_totals(sales, "year", by=["region"], stores=stores).collect()
-    by_region = (
-        by_region.group_by("region")
-        .agg(pl.col("revenue").sum(), pl.col("n_stores").max(), pl.col("max_share").max())
-        .sort("revenue", descending=True)
-    )
+    by_region = A.market_totals(sales, None, by=["region"], stores=stores).collect().sort("revenue", descending=True)
     cats = (
         A.market_totals(sales, "year", by=["category"])
         .collect()

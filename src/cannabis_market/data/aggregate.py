@@ -54,7 +54,7 @@ def filter_region(lf: pl.LazyFrame, region: str | None, stores: pl.LazyFrame | N
 
 def market_totals(
     sales: pl.LazyFrame,
-    freq: str = "month",
+    freq: str | None = "month",
     by: Sequence[str] = (),
     stores: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
@@ -62,7 +62,8 @@ def market_totals(
 
     `n_stores` is how many stores sold in the cell and `max_share` the largest single store's share of
     its revenue, so a report can suppress cells that would reveal one store's figures. `by` may name
-    store attributes (region, municipality, chain) when `stores` is given.
+    store attributes (region, municipality, chain) when `stores` is given. `freq=None` totals the whole
+    window (no period column).
     """
     lf = _lazy(sales)
     names = lf.collect_schema().names()
@@ -71,9 +72,11 @@ def market_totals(
         if stores is None:
             raise InputError(f"grouping by {need} needs the stores table")
         lf = with_store_attrs(lf, stores, [b for b in need if b in STORE_ATTRS])
-    keys = ["period", *by]
+    keys = ["period", *by] if freq else list(by)
     vals = ["revenue", *(["grams"] if "grams" in names else [])]
-    per_store = lf.with_columns(period_expr(freq)).group_by([*keys, "store_id"]).agg(pl.col(vals).sum())
+    if freq:
+        lf = lf.with_columns(period_expr(freq))
+    per_store = lf.group_by([*keys, "store_id"]).agg(pl.col(vals).sum())
     return (
         per_store.group_by(keys)
         .agg(

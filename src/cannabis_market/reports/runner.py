@@ -319,9 +319,16 @@ def make_slug(given: Mapping[str, Any]) -> str:
 
 
 def _package_version() -> str:
+    """Version plus a hash of the package's source, so a code change (e.g. an editable install being
+    worked on) counts as a new version for incremental rebuilds."""
+    import cannabis_market
     from cannabis_market import __version__
 
-    return __version__
+    root = Path(cannabis_market.__file__).parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return f"{__version__}+src.{h.hexdigest()[:10]}"
 
 
 @dataclass(frozen=True)
@@ -462,7 +469,9 @@ def plan(
             given = {**shown_fixed, **combo_shown, **shown_cli}
             given = {k: v for k, v in given.items() if k in injected}
             resolved = {**defaults, **injected}
-            slug = make_slug(given)
+            # a job's fixed parameters are part of the job (its folder name); only what varies between its
+            # runs (grid values, -p overrides) names the run folder
+            slug = make_slug({k: v for k, v in {**combo_shown, **shown_cli}.items() if k in injected})
             key = f"{target.report}/{slug}"
             if key in seen:
                 continue
