@@ -80,6 +80,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--jobs", "-j", type=_jobs, default=1, metavar="N", help="run N notebooks in parallel (default 1)"
     )
+    p.add_argument(
+        "--executor",
+        choices=["local", "dask"],
+        default="local",
+        help="where runs execute: local (default; --jobs at a time) or dask (a Dask distributed cluster)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler address for --executor dask, e.g. tcp://scheduler-host:8786 (workers must see "
+        "the same notebooks, dataset and output paths, and have the cannabis-market kernel)",
+    )
     p.add_argument("--out", metavar="DIR", help="output folder (default: reports/ next to reports.yml)")
     p.add_argument("--force", action="store_true", help="re-run even when nothing changed")
     p.add_argument(
@@ -143,9 +155,11 @@ def run(args: argparse.Namespace) -> int:
             show_code=args.show_code,
             force=args.force,
         )
-        if planned.runs:
+        if args.executor == "dask" and not args.scheduler:
+            raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://scheduler-host:8786)")
+        if planned.runs and args.executor == "local":
             runner.check_kernel()
-        executor = runner.make_executor("local", jobs=args.jobs)
+        executor = runner.make_executor(args.executor, jobs=args.jobs, scheduler=args.scheduler)
         summary = runner.run_reports(planned, out, executor=executor, lock_timeout=args.lock_timeout)
     except InputError as exc:
         _error(str(exc))
