@@ -31,7 +31,7 @@ def test_overview_figures_match_direct_sums(tiny):
 
 def test_overview_region_and_window(tiny):
     ds = load_dataset(tiny)
-    east = market_overview(ds, region="East")
+    east = market_overview(ds, region="East", min_stores=1, dominance=1.0)
     assert east.total_sales == pytest.approx(15.0) and east.stores_open_latest == 1
     with pytest.raises(InputError, match="region 'Nowhere'"):
         market_overview(ds, region="Nowhere")
@@ -39,6 +39,16 @@ def test_overview_region_and_window(tiny):
         market_overview(ds, start="2022-02-01", end="2022-01-01")
     with pytest.raises(InputError, match="no sales"):
         market_overview(ds, start="2023-01-01")
+
+
+def test_overview_suppresses_one_store_figures(tiny):
+    """One store's sales never reach the overview: the region has a single store."""
+    east = market_overview(load_dataset(tiny), region="East")
+    assert east.total_sales is None and east.sales_per_store_latest is None
+    assert east.monthly["suppressed"].all() and east.monthly["revenue"].is_null().all()
+    assert "suppressed" in east.report() and "15" not in east.report()
+    toronto = market_overview(load_dataset(tiny), region="Toronto")  # 2 stores < 3
+    assert toronto.by_region["revenue"].is_null().all()
 
 
 def _series_dataset(tmp_path, effect: float, seed: int = 0):

@@ -14,6 +14,7 @@ import altair as alt
 import polars as pl
 
 from cannabis_market.data import aggregate as A
+from cannabis_market.data.disclosure import suppress_cells
 from cannabis_market.data.loader import Dataset
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_cad, fmt_date, fmt_num
@@ -26,7 +27,7 @@ class MarketOverview:
     monthly: pl.DataFrame  # period, revenue, n_stores, max_share, stores_open, revenue_per_store
     by_region: pl.DataFrame | None  # region, revenue, n_stores, max_share (window total)
     categories: pl.DataFrame | None  # year, category, revenue, share, n_stores, max_share
-    total_sales: float
+    total_sales: float | None  # None when suppressed (too few stores, or one store dominates)
     stores_open_latest: int | None
     sales_per_store_latest: float | None
     latest_period: dt.date
@@ -34,6 +35,10 @@ class MarketOverview:
     end: dt.date
     region: str
     currency: str
+
+    @staticmethod
+    def _flag(frame: pl.DataFrame) -> list[str]:
+        return ["suppressed"] if "suppressed" in frame.columns else []
 
     def figures(self) -> dict[str, float | int | None]:
         """Headline figures for results.json."""
@@ -60,6 +65,11 @@ class MarketOverview:
         """One paragraph in plain language, every number from the data."""
         where = "the whole market" if self.region == "all" else f"region {self.region}"
         first = self.monthly["period"].min()
+        if self.total_sales is None:
+            return (
+                f"Sales of {where} are suppressed: too few stores, or one store makes most of the sales, so "
+                "showing them would disclose a single store's figures."
+            )
         s = (
             f"From {fmt_date(first, monthly=True)} to {fmt_date(self.latest_period, monthly=True)}, stores in "
             f"{where} sold {fmt_cad(self.total_sales)} (tax excluded, {self.currency})."
@@ -73,7 +83,7 @@ class MarketOverview:
 
     def chart(self) -> alt.VConcatChart:
         """Monthly sales and open stores (two aligned panels)."""
-        data = self.monthly.select("period", "revenue", "stores_open")
+        data = self.monthly.select("period", "revenue", "stores_open", *self._flag(self.monthly))
         x = alt.X("period:T", title=None)
         sales = (
             alt.Chart(data, title="Monthly sales")
@@ -99,7 +109,7 @@ class MarketOverview:
 
     def chart_per_store(self) -> alt.Chart:
         """Sales per selling store by month."""
-        data = self.monthly.select("period", "revenue_per_store").drop_nulls()
+        data = self.monthly.select("period", "revenue_per_store", *self._flag(self.monthly))
         return (
             alt.Chart(data, title="Sales per store")
             .mark_line()
@@ -118,7 +128,7 @@ class MarketOverview:
         """Category shares of sales by year (stacked bars)."""
         if self.categories is None:
             return None
-        data = self.categories.select("year", "category", "share")
+        data = self.categories.select("year", "category", "share", *self._flag(self.categories))
         return (
             alt.Chart(data, title="Category mix")
             .mark_bar()
@@ -139,9 +149,19 @@ def _as_date(x: str | dt.date | None) -> dt.date | None:
 
 
 def market_overview(
-    ds: Dataset, region: str = "all", start: str | dt.date | None = None, end: str | dt.date | None = None
+    ds: Dataset,
+    region: str = "all",
+    start: str | dt.date | None = None,
+    end: str | dt.date | None = None,
+    min_stores: int = 3,
+    dominance: float = 0.5,
 ) -> MarketOverview:
-    """Summarise a dataset's market between `start` and `end` (inclusive) for one region or all."""
+    """Summarise a dataset's market between `start` and `end` (inclusive) for one region or all.
+
+    Store-level data: every money cell (month, region, category) built from fewer than `min_stores`
+    stores or dominated by one store is suppressed (null, flagged), and so are headline figures that
+    would rest on such cells, so the overview can be shared.
+    """
     start_d, end_d = _as_date(start), _as_date(end)
     if start_d and end_d and end_d < start_d:
         raise InputError(f"end ({end_d}) is before start ({start_d})")
@@ -175,7 +195,9 @@ def market_overview(
         .with_columns((pl.col("revenue") / pl.col("n_stores")).alias("revenue_per_store"))
         .drop("period_end")
     )
-    by_region = A.market_totals(sales, None, by=["region"], stores=stores).collect().sort("revenue", descending=True)
+    by_region = (
+        A.market_totals(sales, None, by=["region"], stores=stores).collect().sort("revenue", descending=True)
+    )
     cats = (
         A.market_totals(sales, "year", by=["category"])
         .collect()
@@ -185,14 +207,20 @@ def market_overview(
         )
         .select("year", "category", "revenue", "share", "n_stores", "max_share")
     )
+    window = A.market_totals(sales, None).collect()
+    monthly = suppress_cells(monthly, ["revenue", "grams", "revenue_per_store"], min_stores, dominance)
+    by_region = suppress_cells(by_region, ["revenue", "grams"], min_stores, dominance)
+    cats = suppress_cells(cats, ["revenue", "share"], min_stores, dominance)
+    window = suppress_cells(window, ["revenue"], min_stores, dominance)
     last = monthly.tail(1).row(0, named=True)
+    total = window["revenue"][0]
     return MarketOverview(
         monthly=monthly,
         by_region=by_region,
         categories=cats,
-        total_sales=float(monthly["revenue"].sum()),
+        total_sales=float(total) if total is not None else None,
         stores_open_latest=int(last["stores_open"]) if last["stores_open"] is not None else None,
-        sales_per_store_latest=float(last["revenue_per_store"]),
+        sales_per_store_latest=last["revenue_per_store"],
         latest_period=last["period"],
         start=monthly["period"].min(),
         end=ends[-1],

@@ -28,12 +28,10 @@ from typing import Any
 
 import polars as pl
 
+from cannabis_market.data.disclosure import FLAG_COLUMN, MAX_SHARE_COLUMN, N_STORES_COLUMN, suppress_cells
 from cannabis_market.errors import InputError
 
 STORE_COLUMN = "store_id"
-FLAG_COLUMN = "suppressed"
-N_STORES_COLUMN = "n_stores"
-MAX_SHARE_COLUMN = "max_share"
 
 
 class DisclosureError(InputError):
@@ -166,29 +164,9 @@ def suppress(
     would reveal the largest store's sales.
     """
     pol = _resolve(min_stores, dominance)
-    values = [value_cols] if isinstance(value_cols, str) else list(value_cols)
-    missing = [
-        c for c in [*values, n_stores_col, *([max_share_col] if max_share_col else [])] if c not in df.columns
-    ]
-    if missing:
-        hint = (
-            "; pass max_share_col=None to apply only the store-count rule"
-            if missing == [max_share_col]
-            else ""
-        )
-        raise InputError(
-            f"suppress(): column(s) {', '.join(missing)} not in the frame ({', '.join(df.columns)}){hint}"
-        )
-    rule = pl.col(n_stores_col).is_null() | (pl.col(n_stores_col) < pol.min_stores)
-    if max_share_col:
-        rule = rule | pl.col(max_share_col).is_null() | (pl.col(max_share_col) > pol.dominance)
-    flag = rule.fill_null(True)
-    out = df.with_columns(flag.alias(FLAG_COLUMN)).with_columns(
-        [pl.when(pl.col(FLAG_COLUMN)).then(None).otherwise(pl.col(c)).alias(c) for c in values]
+    return suppress_cells(
+        df, value_cols, pol.min_stores, pol.dominance, n_stores_col, max_share_col, keep_share
     )
-    if max_share_col and not keep_share:
-        out = out.drop(max_share_col)
-    return out
 
 
 def aggregate_safely(
