@@ -59,10 +59,12 @@ def polars_side(sales: str, stores: str, out: str | None = None, breakdown: bool
     base = rss_mb()
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     lf, st = pl.scan_parquet(sales), pl.scan_parquet(stores)
+    # one pass over the raw rows, shared by the three monthly aggregations (as the overview does)
+    shared = A.store_period_totals(lf, "month", by=["category"]).collect().lazy()
     lazy = [
-        A.market_totals(lf, "month", by=["region", "category"], stores=st),
-        A.sales_per_store(lf, st, "month"),
-        A.price_per_gram(lf, "month", ("category",)),
+        A.market_totals(shared, "month", by=["region", "category"], stores=st),
+        A.sales_per_store(shared, st, "month"),
+        A.price_per_gram(shared, "month", ("category",)),
     ]
     totals, per_store, ppg = (q.collect() for q in lazy)  # as the package's analyses collect them
     panel = A.store_month_panel(lf, st)
@@ -365,7 +367,7 @@ def run(quick: bool = False) -> dict:
     notes.append(
         "Memory is each process's peak RSS (VmHWM), imports included: "
         f"after imports ours sits at {first['import_rss_mb']['polars']:.0f} MB "
-        f"(polars + cannabis_market, which imports altair via the package __init__), "
+        f"(polars + the cannabis_market data layer, which no longer imports altair), "
         f"pandas at {first['import_rss_mb']['pandas']:.0f} MB."
     )
     notes.append(

@@ -121,3 +121,24 @@ def test_store_density_per_10k(tiny):
 def test_bad_frequency():
     with pytest.raises(InputError, match="freq must be one of"):
         A.period_expr("fortnight")
+
+
+def test_shared_store_period_base_gives_the_same_totals(tiny):
+    ds = load_dataset(tiny)
+    base = A.store_period_totals(ds.sales, "month", by=["category"]).collect().lazy()
+    for raw, pre in [
+        (
+            A.market_totals(ds.sales, "month", ["region"], ds.stores),
+            A.market_totals(base, "month", ["region"], ds.stores),
+        ),
+        (A.market_totals(ds.sales, "year"), A.market_totals(base, "year")),
+        (A.market_totals(ds.sales, None, ["category"]), A.market_totals(base, None, ["category"])),
+        (A.price_per_gram(ds.sales), A.price_per_gram(base)),
+    ]:
+        a, b = raw.collect(), pre.collect()
+        assert a.columns == b.columns
+        for c in a.columns:
+            if a[c].dtype.is_float():
+                assert (a[c] - b[c]).abs().max() < 1e-9
+            else:
+                assert a[c].to_list() == b[c].to_list()

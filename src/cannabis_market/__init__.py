@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from cannabis_market import theme as _theme  # noqa: F401  (registers the altair theme)
-
 try:
     __version__ = version("cannabis-market")
 except PackageNotFoundError:  # running from a source tree without installation

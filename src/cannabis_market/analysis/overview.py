@@ -179,6 +179,7 @@ def market_overview(
         sales = sales.filter(pl.col("date") >= start_d)
     if end_d:
         sales = sales.filter(pl.col("date") <= end_d)
+    sales = A.store_period_totals(sales, "month", by=["category"]).collect().lazy()  # one pass, shared below
     monthly = A.market_totals(sales, "month").collect()
     if monthly.height == 0:
         raise InputError(

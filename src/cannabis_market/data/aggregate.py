@@ -68,15 +68,21 @@ def market_totals(
     lf = _lazy(sales)
     names = lf.collect_schema().names()
     need = [b for b in by if b not in names]
-    if need:
-        if stores is None:
-            raise InputError(f"grouping by {need} needs the stores table")
-        lf = with_store_attrs(lf, stores, [b for b in need if b in STORE_ATTRS])
+    if need and stores is None:
+        raise InputError(f"grouping by {need} needs the stores table")
     keys = ["period", *by] if freq else list(by)
+    own = [k for k in keys if k not in need]
     vals = ["revenue", *(["grams"] if "grams" in names else [])]
-    if freq:
+    if freq and "date" in names:
         lf = lf.with_columns(period_expr(freq))
-    per_store = lf.group_by([*keys, "store_id"]).agg(pl.col(vals).sum())
+    elif freq and "period" in names:  # pre-aggregated by store_period_totals: coarsen if asked
+        lf = lf.with_columns(period_expr(freq, "period"))
+    elif freq:
+        raise InputError("market_totals: sales need a 'date' column (or a 'period' from store_period_totals)")
+    # sum per store first, then attach store attributes to that much smaller frame
+    per_store = lf.group_by([*own, "store_id"]).agg(pl.col(vals).sum())
+    if need:
+        per_store = with_store_attrs(per_store, stores, [b for b in need if b in STORE_ATTRS])
     return (
         per_store.group_by(keys)
         .agg(
@@ -85,11 +91,27 @@ def market_totals(
             pl.col("revenue").max().alias("_top"),
         )
         .with_columns(
-            pl.when(pl.col("revenue") > 0).then(pl.col("_top") / pl.col("revenue")).otherwise(1.0).alias("max_share")
+            pl.when(pl.col("revenue") > 0)
+            .then(pl.col("_top") / pl.col("revenue"))
+            .otherwise(1.0)
+            .alias("max_share")
         )
         .drop("_top")
         .sort(keys)
     )
+
+
+def store_period_totals(
+    sales: pl.LazyFrame, freq: str = "month", by: Sequence[str] = ("category",)
+) -> pl.LazyFrame:
+    """Revenue and grams per (period, `by`, store): the one pass over the raw rows that several
+    aggregations can share. Collect it once (or `.cache()` it) and hand it to `market_totals`,
+    `sales_per_store` or `price_per_gram` instead of the raw sales, which then group the much
+    smaller frame rather than re-reading every row."""
+    lf = _lazy(sales)
+    names = lf.collect_schema().names()
+    vals = ["revenue", *(["grams"] if "grams" in names else [])]
+    return lf.group_by(period_expr(freq), *by, "store_id").agg(pl.col(vals).sum())
 
 
 def stores_open_on(
