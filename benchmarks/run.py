@@ -325,9 +325,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (seconds, for the smoke test)")
     ap.add_argument("--only", nargs="+", metavar="NAME", help="run only these benchmarks (e.g. dataprep)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the results (Markdown)")
+    ap.add_argument("--skip", nargs="+", default=[], metavar="NAME", help="leave these benchmarks out")
     args = ap.parse_args(argv)
     available = discover()
-    names = select(available, args.only)
+    names = [n for n in select(available, args.only) if n not in args.skip]
     t0 = time.perf_counter()
     load_start = f"{os.getloadavg()[0]:.2f}"
     results: dict[str, dict] = {}
