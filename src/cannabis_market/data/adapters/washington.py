@@ -5,7 +5,8 @@ self-reported net sales) and `Excise Tax Due`. What the importer does, and why:
 
 - **Licence numbers** are stored partly as text ('071368') and partly as numbers (71368) in the same
   column. They are normalized to text, digits-only values left-padded to 6 digits; suffixed values such as
-  '421695-1' stay distinct. (Counting raw cells gives ~1,047 "licences"; normalized there are ~560.)
+  '421695-1' (supplementary reports filling a short month) are folded into the base licence. (Counting
+  raw cells gives ~1,047 "licences"; normalized there are 544.)
 - **Duplicate licence-months**: exact duplicate rows are dropped; rows with different amounts (a second
   report for the same month) are summed. Both are counted in the manifest.
 - **Missing or negative Total Sales** rows are dropped and counted (never turned into zeros).
@@ -53,8 +54,13 @@ BASELINE_MONTHS = 12
 
 
 def normalize_licence(col: str) -> pl.Expr:
-    """Text/number licence cells -> one spelling: digits-only values padded to 6 digits."""
-    s = pl.col(col).cast(pl.String).str.strip_chars()
+    """Text/number licence cells -> one spelling: digits-only values padded to 6 digits.
+
+    A `-1`-style suffix (e.g. `421777-1`) marks a supplementary report of the same licence (it fills a
+    short month of `421777`), so it is folded into its base licence; keeping it apart would create
+    one-month "stores" that look like openings and closures.
+    """
+    s = pl.col(col).cast(pl.String).str.strip_chars().str.replace(r"^(\d+)-\d+$", "${1}")
     return pl.when(s.str.contains(r"^\d+$")).then(s.str.zfill(6)).otherwise(s)
 
 
