@@ -45,7 +45,9 @@ def served_share(
     return out
 
 
-def lost_share(days_of_cover: np.ndarray, stop_days: int, partial_days: int, partial_fill: float) -> np.ndarray:
+def lost_share(
+    days_of_cover: np.ndarray, stop_days: int, partial_days: int, partial_fill: float
+) -> np.ndarray:
     """Total demand-days lost per store over the whole disruption (sum of 1 - served share)."""
     s = served_share(days_of_cover, stop_days, partial_days, partial_fill)
     return (1.0 - s).sum(axis=-1)

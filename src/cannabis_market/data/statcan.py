@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
+from cannabis_market.data.csvio import read_csv_text
 from cannabis_market.errors import InputError
 
 REQUIRED = ("REF_DATE", "GEO", "SCALAR_FACTOR", "VALUE")
@@ -43,13 +44,7 @@ def read_statcan(
     Seasonally adjusted rows get the metric name `<metric>_sa` so both can live in one series table.
     """
     path = Path(csv)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        raw = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
-    except pl.exceptions.PolarsError as e:
-        raise InputError(f"{path}: not a readable CSV ({str(e).splitlines()[0][:150]})") from None
-    raw = raw.rename({c: c.lstrip("\ufeff").strip() for c in raw.columns})
+    raw = read_csv_text(path)
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
         raise InputError(

@@ -79,6 +79,42 @@ def plural(n: int, word: str) -> str:
 # ------------------------------------------------------------------------------------------ parsing
 
 
+def monthly_problems(
+    df: pl.DataFrame,
+    label: str,
+    date_src: str,
+    date_col: str,
+    values: dict[str, str],
+    example: str,
+    what: str,
+) -> list[str]:
+    """Problems of a monthly sheet: unparseable months, non-numbers, negatives, repeated months.
+
+    `date_src` is the source column, `date_col` its parsed month; `values` maps each parsed value column
+    to its source column, so every message names the column as the user's file spells it.
+    """
+    problems: list[str] = []
+    n, ex = bad_rows(df, df[date_col].is_null(), date_src)
+    if n:
+        problems.append(
+            problem(label, date_src, f"{plural(n, 'value')} not a date (a month, e.g. {example})", ex)
+        )
+    for parsed, src in values.items():
+        n, ex = bad_rows(df, df[src].is_not_null() & df[parsed].is_null(), src)
+        if n:
+            problems.append(problem(label, src, f"{plural(n, 'value')} not a number", ex))
+        n, ex = bad_rows(df, df[parsed] < 0, src)
+        if n:
+            problems.append(problem(label, src, f"{plural(n, 'value')} negative ({what} are >= 0)", ex))
+    dup = df.filter(df[date_col].is_not_null() & df[date_col].is_duplicated())
+    if dup.height:
+        ex = [(int(r), v) for r, v in dup.select(ROW, date_src).head(3).iter_rows()]
+        problems.append(
+            problem(label, date_src, f"{plural(dup.height, 'row')} repeat a month already listed", ex)
+        )
+    return problems
+
+
 def parse_number(col: str, thousands: str = ",", decimal: str = ".") -> pl.Expr:
     """Text -> Float64: strips spaces and '$', drops the thousands separator, reads the decimal mark.
 

@@ -47,6 +47,7 @@ from cannabis_market.data.adapters import (
     series_frame,
     write_dataset,
 )
+from cannabis_market.data.csvio import read_csv_text
 from cannabis_market.errors import InputError
 
 LICENCE, MUNI, NAME, ADDRESS, STATUS, WEBSITE = (
@@ -296,13 +297,7 @@ def status_group(col: str = STATUS) -> pl.Expr:
 def read_agco(csv: str | Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Every row of the list, deduplicated, with canonical municipality, region and status group."""
     path = Path(csv)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        raw = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
-    except pl.exceptions.PolarsError as e:
-        raise InputError(f"{path}: not a readable CSV ({str(e).splitlines()[0][:150]})") from None
-    raw = raw.rename({c: c.lstrip("\ufeff").strip() for c in raw.columns})
+    raw = read_csv_text(path)
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
         raise InputError(

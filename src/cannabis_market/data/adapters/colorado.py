@@ -26,6 +26,7 @@ from cannabis_market.data.adapters import (
     ROW,
     bad_rows,
     melt_metrics,
+    monthly_problems,
     parse_month,
     parse_number,
     plural,
@@ -35,6 +36,7 @@ from cannabis_market.data.adapters import (
     series_frame,
     write_dataset,
 )
+from cannabis_market.data.csvio import read_csv_text
 from cannabis_market.errors import InputError
 
 REVENUE_SHEET = "CO Monthly Data"
@@ -67,27 +69,15 @@ def _monthly_sheet(
     df = dated.with_columns(
         parse_month(date_col).alias("date"), *[parse_number(c).alias(f"_{m}") for m, c in present.items()]
     )
-    problems: list[str] = []
-    n, ex = bad_rows(df, df["date"].is_null(), date_col)
-    if n:
-        problems.append(
-            problem(label, date_col, f"{plural(n, 'value')} not a date (a month, e.g. 2014-01-01)", ex)
-        )
-    for m, c in present.items():
-        n, ex = bad_rows(df, df[c].is_not_null() & df[f"_{m}"].is_null(), c)
-        if n:
-            problems.append(problem(label, c, f"{plural(n, 'value')} not a number", ex))
-        n, ex = bad_rows(df, df[f"_{m}"] < 0, c)
-        if n:
-            problems.append(
-                problem(label, c, f"{plural(n, 'value')} negative (counts and sales are >= 0)", ex)
-            )
-    dup = df.filter(df["date"].is_not_null() & df["date"].is_duplicated())
-    if dup.height:
-        ex = [(int(r), v) for r, v in dup.select(ROW, date_col).head(3).iter_rows()]
-        problems.append(
-            problem(label, date_col, f"{plural(dup.height, 'row')} repeat a month already listed", ex)
-        )
+    problems = monthly_problems(
+        df,
+        label,
+        date_col,
+        "date",
+        {f"_{m}": c for m, c in present.items()},
+        "2014-01-01",
+        "counts and sales",
+    )
     raise_problems(problems, label)
     if df.height == 0:
         raise InputError(f"{label}: no dated rows below the header")
@@ -117,13 +107,7 @@ def read_med_stores(xlsx: str | Path) -> tuple[pl.DataFrame, dict[str, Any]]:
 def read_county_sales(csv: str | Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     """CDOR county CSV -> per-county `retail_sales`/`medical_sales`; NR/NL cells missing, not zero."""
     path = Path(csv)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        raw = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
-    except pl.exceptions.PolarsError as e:
-        raise InputError(f"{path}: not a readable CSV ({str(e).splitlines()[0][:150]})") from None
-    raw = raw.rename({c: c.lstrip("\ufeff").strip() for c in raw.columns})
+    raw = read_csv_text(path)
     label = path.name
     missing = [c for c in COUNTY_COLUMNS if c not in raw.columns]
     if missing:

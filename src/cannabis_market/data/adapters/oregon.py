@@ -26,12 +26,10 @@ from typing import Any
 import polars as pl
 
 from cannabis_market.data.adapters import (
-    bad_rows,
     melt_metrics,
+    monthly_problems,
     parse_month,
     parse_number,
-    plural,
-    problem,
     raise_problems,
     read_sheet,
     write_dataset,
@@ -60,27 +58,15 @@ def read_oregon(xlsx: str | Path, sheet: str | None = None) -> tuple[pl.DataFram
         parse_month("date").alias("_date"),
         *[parse_number(src).alias(f"_{src}") for src, _ in present.values()],
     )
-    problems: list[str] = []
-    n, ex = bad_rows(df, df["_date"].is_null(), "date")
-    if n:
-        problems.append(
-            problem(label, "date", f"{plural(n, 'value')} not a date (a month, e.g. 2016-10-01)", ex)
-        )
-    for src, _ in present.values():
-        n, ex = bad_rows(df, df[src].is_not_null() & df[f"_{src}"].is_null(), src)
-        if n:
-            problems.append(problem(label, src, f"{plural(n, 'value')} not a number", ex))
-        n, ex = bad_rows(df, df[f"_{src}"] < 0, src)
-        if n:
-            problems.append(
-                problem(label, src, f"{plural(n, 'value')} negative (sales and prices are >= 0)", ex)
-            )
-    dup = df.filter(df["_date"].is_not_null() & df["_date"].is_duplicated())
-    if dup.height:
-        ex = [(int(r), v) for r, v in dup.select("__row__", "date").head(3).iter_rows()]
-        problems.append(
-            problem(label, "date", f"{plural(dup.height, 'row')} repeat a month already listed", ex)
-        )
+    problems = monthly_problems(
+        df,
+        label,
+        "date",
+        "_date",
+        {f"_{src}": src for src, _ in present.values()},
+        "2016-10-01",
+        "sales and prices",
+    )
     raise_problems(problems, label)
     if df.height == 0:
         raise_problems([f"{label}: no data rows below the header"], label)

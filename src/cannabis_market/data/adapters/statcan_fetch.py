@@ -41,6 +41,7 @@ from typing import Any
 import polars as pl
 
 from cannabis_market.data.adapters import check_out, series_frame, write_dataset
+from cannabis_market.data.csvio import read_csv_text
 from cannabis_market.data.statcan import SCALARS, SUPPRESSED, read_statcan
 from cannabis_market.errors import InputError
 
@@ -109,13 +110,7 @@ def _slug(text: str) -> str:
 def read_statcan_fiscal(csv: str | Path) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Table 10-10-0164-01 (fiscal years, by cannabis type) -> series dated April 1 of each fiscal year."""
     path = Path(csv)
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        raw = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
-    except pl.exceptions.PolarsError as e:
-        raise InputError(f"{path}: not a readable CSV ({str(e).splitlines()[0][:150]})") from None
-    raw = raw.rename({c: c.lstrip("\ufeff").strip() for c in raw.columns})
+    raw = read_csv_text(path)
     need = ("REF_DATE", "GEO", "SCALAR_FACTOR", "VALUE", "Type of cannabis")
     missing = [c for c in need if c not in raw.columns]
     if missing:
