@@ -23,7 +23,7 @@ EPILOG = """exit status:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; each subcommand module registers itself."""
-    from cannabis_market import cli_data
+    from cannabis_market import cli_data, cli_impact, cli_report
 
     parser = argparse.ArgumentParser(
         prog="cannabis-market",
@@ -34,12 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    cli_data.register(sub)
-    for mod in ("cli_impact", "cli_report"):
-        try:
-            module = __import__(f"cannabis_market.{mod}", fromlist=["register"])
-        except ImportError:  # pragma: no cover - optional during development
-            continue
+    for module in (cli_data, cli_impact, cli_report):
         module.register(sub)
     return parser
 

@@ -75,10 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.set_defaults(func=_import_statcan)
 
-    try:  # real-data importers (Washington, Oregon, Colorado, AGCO, POS, StatCan download)
-        from cannabis_market import cli_adapters
-    except ImportError:  # pragma: no cover - during development only
-        return
+    from cannabis_market import cli_adapters  # real-data importers (WA, OR, CO, AGCO, POS, StatCan download)
+
     cli_adapters.register(dsub)
 
 
