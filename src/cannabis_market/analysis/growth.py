@@ -1706,12 +1706,13 @@ class CannibalizationResult:
             f"Elasticity of store sales to log(1 + competitors): {self.elasticity:.3f} ({lvl}% interval {self.lo:.3f} to {self.hi:.3f}), "
             f"from {fmt_num(self.nobs)} store-months of {fmt_num(self.n_stores)} stores with {fe}.",
             (
-                f"At the median of {self.median_competitors:g} competitors, one more takes about {fmt_pct(self.share_taken)} "
-                f"of an incumbent's sales (interval {fmt_pct(self.share_taken_lo)} to {fmt_pct(self.share_taken_hi)})."
+                f"At the median of {self.median_competitors:.0f} competitors, one more takes about "
+                f"{fmt_pct(self.share_taken, 2)} of an incumbent's sales (interval {fmt_pct(self.share_taken_lo, 2)} "
+                f"to {fmt_pct(self.share_taken_hi, 2)})."
                 if self.share_taken >= 0
-                else f"At the median of {self.median_competitors:g} competitors, one more goes with {fmt_pct(-self.share_taken)} "
-                f"HIGHER incumbent sales (interval {fmt_pct(-self.share_taken_hi)} to {fmt_pct(-self.share_taken_lo)}): "
-                "no cannibalization is visible."
+                else f"At the median of {self.median_competitors:.0f} competitors, one more goes with "
+                f"{fmt_pct(-self.share_taken, 2)} HIGHER incumbent sales (interval {fmt_pct(-self.share_taken_hi, 2)} "
+                f"to {fmt_pct(-self.share_taken_lo, 2)}): no cannibalization is visible."
             ),
             f"Opening and closing months ({fmt_num(self.n_excluded_partial)} store-months) were left out because they are partial.",
         ]

@@ -1039,8 +1039,9 @@ class CompetitionResult:
         pc = self.per_competitor_pct
         if pc is not None:
             parts.append(
-                f"Each additional local competitor goes with a {fmt_pct(pc.estimate, signed=True)} change in a "
-                f"store's price per gram ({lvl} interval {fmt_pct(pc.lo, signed=True)} to {fmt_pct(pc.hi, signed=True)})."
+                f"Each additional local competitor goes with a {fmt_pct(pc.estimate, 2, signed=True)} change in a "
+                f"store's price per gram ({lvl} interval {fmt_pct(pc.lo, 2, signed=True)} to "
+                f"{fmt_pct(pc.hi, 2, signed=True)})."
             )
         if self.log1p_competitors is not None:
             e = self.log1p_competitors
