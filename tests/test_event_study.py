@@ -268,3 +268,25 @@ def test_generated_dataset_loss_recovered(generated):
     # the default threshold (partial_fill 0.5) treats more stores; stores that kept stock add no loss
     res_default = event_study(generated.sales, EVENT, inventory=generated.inventory, loss_window=(0, 12))
     assert res_default.lost_sales_lo < total < res_default.lost_sales_hi
+
+
+def test_group_table_suppresses_groups_with_few_treated_stores():
+    from cannabis_market.analysis.event_study import EventStudyResult
+
+    groups = pl.DataFrame(
+        {
+            "group": ["A", "B"],
+            "n_treated": [2, 40],
+            "n_control": [10, 10],
+            "lost_sales": [500.0, 9000.0],
+            "lost_sales_lo": [100.0, 8000.0],
+            "lost_sales_hi": [900.0, 10000.0],
+        }
+    )
+    res = EventStudyResult.__new__(EventStudyResult)
+    res.by_group = groups
+    safe = res.group_table(min_stores=3)
+    assert safe["suppressed"].to_list() == [True, False]
+    assert safe.filter(pl.col("group") == "A")["lost_sales"].item() is None
+    assert safe.filter(pl.col("group") == "B")["lost_sales"].item() == 9000.0
+    assert "n_stores" not in safe.columns

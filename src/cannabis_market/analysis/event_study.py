@@ -38,6 +38,7 @@ import polars as pl
 from scipy import stats
 
 from cannabis_market.analysis.panel import fe_ols
+from cannabis_market.data.disclosure import suppress_cells
 from cannabis_market.data.outage_model import lost_share
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_cad, fmt_date, fmt_interval, fmt_num, fmt_pct
@@ -165,6 +166,15 @@ class EventStudyResult:
     pretrend_p: float
     by: str | None = None
     notes: list[str] = field(default_factory=list)
+
+    def group_table(self, min_stores: int = 3) -> pl.DataFrame | None:
+        """`by_group` safe to share: money figures of groups with fewer than `min_stores` treated stores
+        are suppressed (null, flagged), since they would come close to one store's own loss."""
+        if self.by_group is None:
+            return None
+        money = [c for c in self.by_group.columns if c.startswith(("lost_", "loss"))]
+        flagged = self.by_group.with_columns(pl.col("n_treated").alias("n_stores"))
+        return suppress_cells(flagged, money, min_stores=min_stores, max_share_col=None).drop("n_stores")
 
     def summary(self) -> pl.DataFrame:
         """Headline numbers: total lost sales, the average daily effect per treated store, counts."""
