@@ -78,3 +78,15 @@ def tiny(tmp_path: Path) -> Path:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the validation cache out of the user's home during tests."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
+@pytest.fixture(scope="session")
+def outage_dataset(tmp_path_factory: pytest.TempPathFactory):
+    """A small generated dataset around the August 2022 outage (120 stores, May-Oct 2022), made once."""
+    from cannabis_market.data.generate import generate_dataset
+    from cannabis_market.data.loader import load_dataset
+
+    folder = generate_dataset(
+        tmp_path_factory.mktemp("outage") / "ds", stores=120, start="2022-05-01", end="2022-10-31"
+    )
+    return load_dataset(folder)

@@ -392,3 +392,18 @@ def test_subset_by_region_and_window(tiny):
         ds.subset("Mars")
     with pytest.raises(InputError, match="before start"):
         ds.subset("all", "2022-02-01", "2022-01-01")
+
+
+def test_series_of_picks_a_geography_and_window(tmp_path):
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "manifest.yml").write_text(yaml.safe_dump({**MANIFEST, "frequency": "monthly", "region": "Ontario"}))
+    (folder / "series.csv").write_text(
+        "date,geo,metric,value\n2022-07-01,Ontario,sales,1\n2022-08-01,Ontario,sales,2\n2022-08-01,Quebec,sales,3\n"
+    )
+    ds = load_dataset(folder)
+    geo, rows = ds.series_of("all", start="2022-08-01")
+    assert geo == "Ontario" and rows["value"].to_list() == [2.0]
+    assert ds.series_of("Quebec")[1]["value"].to_list() == [3.0]
+    with pytest.raises(InputError, match="Ontario; Quebec"):
+        ds.series_of("Mars")

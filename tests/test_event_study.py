@@ -238,16 +238,8 @@ def test_bad_input_is_a_clear_error(sim):
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    try:
-        from cannabis_market.data.generate import generate_dataset
-        from cannabis_market.data.loader import load_dataset
-    except ImportError as e:  # the generator is written in parallel
-        pytest.skip(f"data generator not importable: {e}")
-    path = generate_dataset(
-        tmp_path_factory.mktemp("gen") / "ds", stores=120, start="2022-05-01", end="2022-10-31"
-    )
-    return load_dataset(path)
+def generated(outage_dataset):
+    return outage_dataset
 
 
 def test_generated_dataset_loss_recovered(generated):

@@ -382,16 +382,13 @@ def test_bad_input_is_a_clear_input_error():
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    gen = pytest.importorskip(
-        "cannabis_market.data.generate", reason="cannabis_market.data.generate not available"
-    )
-    loader = pytest.importorskip(
-        "cannabis_market.data.loader", reason="cannabis_market.data.loader not available"
-    )
-    path = gen.generate_dataset(
+    from cannabis_market.data.generate import generate_dataset
+    from cannabis_market.data.loader import load_dataset
+
+    path = generate_dataset(
         tmp_path_factory.mktemp("gen") / "ds150", seed=2022, stores=150, frequency="daily"
     )
-    return loader.load_dataset(path)
+    return load_dataset(path)
 
 
 def test_generated_cannibalization_recovers_truth(generated):

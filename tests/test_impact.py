@@ -485,7 +485,8 @@ def test_cli_help_mentions_the_essentials(capsys) -> None:
 
 
 def test_main_cli_dispatches_impact(vignette_csv, capsys) -> None:
-    cli = pytest.importorskip("cannabis_market.cli")
+    from cannabis_market import cli
+
     rc = cli.main(
         ["impact", str(vignette_csv), "--date-col", "t", "--y", "y", "--pre", "1:70", "--post", "60:100"]
     )

@@ -14,17 +14,15 @@ START, END = dt.date(2022, 8, 5), dt.date(2022, 8, 17)
 
 
 def _generate(tmp_path_factory, **kw):
-    try:
-        from cannabis_market.data.generate import generate_dataset
-        from cannabis_market.data.loader import load_dataset
-    except ImportError as e:  # the generator is written in parallel
-        pytest.skip(f"data generator not importable: {e}")
+    from cannabis_market.data.generate import generate_dataset
+    from cannabis_market.data.loader import load_dataset
+
     return load_dataset(generate_dataset(tmp_path_factory.mktemp("gen") / "ds", **kw))
 
 
 @pytest.fixture(scope="module")
-def ds(tmp_path_factory):
-    return _generate(tmp_path_factory, stores=120, start="2022-05-01", end="2022-10-31")
+def ds(outage_dataset):
+    return outage_dataset
 
 
 @pytest.fixture(scope="module")

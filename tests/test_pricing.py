@@ -421,12 +421,10 @@ def test_no_sales_rows_are_dropped_not_errors():
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    gen = pytest.importorskip("cannabis_market.data.generate", reason="data generator not available yet")
+    from cannabis_market.data.generate import generate_dataset
     from cannabis_market.data.loader import load_dataset
 
-    out = gen.generate_dataset(
-        tmp_path_factory.mktemp("gen") / "ds", seed=2022, stores=200, frequency="daily"
-    )
+    out = generate_dataset(tmp_path_factory.mktemp("gen") / "ds", seed=2022, stores=200, frequency="daily")
     ds = load_dataset(out)
     panel = P.store_period_prices(ds.sales, ds.stores, by_category=True)
     return ds, panel

@@ -233,18 +233,7 @@ def market_overview(
 def _overview_from_series(
     ds: Dataset, region: str, start: dt.date | None, end: dt.date | None, currency: str
 ) -> MarketOverview:
-    series = ds.table("series").collect()
-    geos = series["geo"].unique().to_list()
-    geo = region if region not in ("all", "") else str(ds.manifest.get("region", ""))
-    if geo not in geos:
-        raise InputError(
-            f"region {region!r}: this series dataset has geographies {sorted(geos)[:12]}...; pick one"
-        )
-    s = series.filter(pl.col("geo") == geo)
-    if start:
-        s = s.filter(pl.col("date") >= start)
-    if end:
-        s = s.filter(pl.col("date") <= end)
+    geo, s = ds.series_of(region, start, end)
     sales = s.filter(pl.col("metric") == "sales").select(
         pl.col("date").alias("period"), pl.col("value").alias("revenue")
     )

@@ -94,15 +94,7 @@ def with_price_per_gram(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _from_series(ds: Any, region: str, s, e, currency: str, category: str) -> PriceInputs:
-    series = ds.table("series").collect()
-    geo = region if region not in ("all", "") else str(ds.manifest.get("region", ""))
-    if geo not in set(series["geo"]):
-        raise InputError(f"region {region!r}: series has geographies {sorted(set(series['geo']))}")
-    g = series.filter(pl.col("geo") == geo)
-    if s:
-        g = g.filter(pl.col("date") >= s)
-    if e:
-        g = g.filter(pl.col("date") <= e)
+    geo, g = ds.series_of(region, s, e)
     p = g.filter(pl.col("metric") == "price_per_g").select(
         pl.col("date").alias("period"), pl.col("value").alias("price_per_g")
     )

@@ -7,6 +7,7 @@ so reloading an unchanged dataset skips the data checks. Monthly and daily datas
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -71,14 +72,7 @@ class Dataset:
         apply to dated tables (sales, inventory, series, events overlapping the window). The stores table
         keeps every store of the region, whatever its dates, so store counts over time stay right.
         """
-        import datetime as dt
-
-        def as_date(x: Any) -> dt.date | None:
-            if x in (None, ""):
-                return None
-            return x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x)[:10])
-
-        lo, hi = as_date(start), as_date(end)
+        lo, hi = _as_date(start), _as_date(end)
         if lo and hi and hi < lo:
             raise InputError(f"end ({hi}) is before start ({lo})")
         out = Dataset(
@@ -115,9 +109,36 @@ class Dataset:
             setattr(out, name, lf)
         return out
 
+    def series_of(
+        self, region: str | None = "all", start: Any = None, end: Any = None
+    ) -> tuple[str, pl.DataFrame]:
+        """(geography, its rows of the `series` table within start..end) for aggregate datasets.
+
+        `region` names a geography; 'all' means the manifest's `region` (e.g. Ontario, Oregon).
+        """
+        series = self.table("series").collect()
+        geos = sorted(set(series["geo"].to_list()))
+        geo = region if region not in (None, "", "all") else str(self.manifest.get("region", ""))
+        if geo not in geos:
+            shown = "; ".join(geos[:15]) + ("; ..." if len(geos) > 15 else "")
+            raise InputError(f"region {region!r}: the series in {self.path} cover {shown}; pick one of them")
+        rows = series.filter(pl.col("geo") == geo)
+        lo, hi = _as_date(start), _as_date(end)
+        if lo:
+            rows = rows.filter(pl.col("date") >= lo)
+        if hi:
+            rows = rows.filter(pl.col("date") <= hi)
+        return geo, rows
+
     def fingerprint(self) -> str:
         """Hash of the dataset's files (names, sizes, modification times) for incremental reports."""
         return fingerprint(self.path)
+
+
+def _as_date(x: Any) -> dt.date | None:
+    if x in (None, ""):
+        return None
+    return x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x)[:10])
 
 
 def fingerprint(path: str | Path) -> str:
