@@ -142,3 +142,12 @@ def test_shared_store_period_base_gives_the_same_totals(tiny):
                 assert (a[c] - b[c]).abs().max() < 1e-9
             else:
                 assert a[c].to_list() == b[c].to_list()
+
+
+@settings(max_examples=30, deadline=None)
+@given(stores=store_tables())
+def test_openings_closures_add_up(stores):
+    """open(p) = open(p - 1) + openings(p) - closures(p): a closure counts when the store is first closed."""
+    oc = A.openings_closures(stores.lazy(), "week")
+    prev = oc["stores_open"].shift(1).fill_null(0)
+    assert (oc["stores_open"] == prev + oc["openings"] - oc["closures"]).all()

@@ -37,6 +37,7 @@ from scipy import optimize, stats
 
 import cannabis_market  # noqa: F401  (registers the chart theme)
 from cannabis_market.analysis.panel import FEResult, fe_ols
+from cannabis_market.data.aggregate import openings_closures, period_end
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_cad, fmt_date, fmt_num, fmt_pct
 from cannabis_market.theme import BAND, PALETTE
@@ -346,23 +347,15 @@ def _counts_from_stores(df: pl.DataFrame, start: Any, end: Any) -> pl.DataFrame:
     )
     last_cands = [df["opened_on"].max(), closed.drop_nulls().max()]
     last = _as_date(end, "end") if end is not None else max(d for d in last_cands if d is not None)
-    periods = pl.date_range(first, last.replace(day=1), "1mo", eager=True)
-    som = periods.cast(pl.Int32).to_numpy()
-    eom = periods.dt.month_end().cast(pl.Int32).to_numpy()
-    o = np.sort(df["opened_on"].cast(pl.Int32).to_numpy())
-    c = np.sort(closed.drop_nulls().cast(pl.Int32).to_numpy())
-    opened_by_eom = np.searchsorted(o, eom, "right")
-    open_end = opened_by_eom - np.searchsorted(c, eom, "left")
-    openings = opened_by_eom - np.searchsorted(o, som, "left")
-    closures = np.searchsorted(c, eom - 1, "right") - np.searchsorted(c, som - 1, "left")
-    return pl.DataFrame(
-        {
-            "period": periods,
-            "stores_open": open_end.astype(np.int64),
-            "openings": openings.astype(np.int64),
-            "closures": closures.astype(np.int64),
-        }
-    ).with_columns(net_change=pl.col("openings") - pl.col("closures"))
+    stores = df.select(
+        "store_id", "opened_on", closed_on=closed if "closed_on" in df.columns else pl.lit(None, pl.Date)
+    )
+    counts = openings_closures(
+        stores.lazy(), "month", start=first, end=period_end(last.replace(day=1), "month")
+    )
+    return counts.select("period", "stores_open", "openings", "closures").with_columns(
+        net_change=pl.col("openings") - pl.col("closures")
+    )
 
 
 def _counts_from_series(df: pl.DataFrame, geo: str | None) -> pl.DataFrame:

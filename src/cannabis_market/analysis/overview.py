@@ -186,7 +186,7 @@ def market_overview(
             f"no sales between {start_d or 'the start'} and {end_d or 'the end'} for region {region!r}"
         )
     st = A.filter_region(stores, region)
-    ends = [A._period_end(p, "month") for p in monthly["period"]]
+    ends = [A.period_end(p, "month") for p in monthly["period"]]
     if end_d:
         ends = [min(e, end_d) for e in ends]
     open_at = A.stores_open_on(st, ends).rename({"date": "period_end"})

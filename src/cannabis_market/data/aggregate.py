@@ -149,21 +149,35 @@ def stores_open_on(
     return out.with_columns(pl.col("stores_open").fill_null(0)).sort([*by, "date"])
 
 
-def openings_closures(stores: pl.LazyFrame, freq: str = "month", by: Sequence[str] = ()) -> pl.DataFrame:
-    """Openings, closures and stores open at the end of each period."""
+def openings_closures(
+    stores: pl.LazyFrame,
+    freq: str = "month",
+    by: Sequence[str] = (),
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+) -> pl.DataFrame:
+    """Openings, closures and stores open at the end of each period, from `start` to `end`.
+
+    A closure counts in the period of the first day closed (`closed_on` + 1), so that
+    open(p) = open(p - 1) + openings(p) - closures(p). The periods run from the first opening (or
+    `start`) to the first day closed of the last closure (or `end`); periods with no store are zeros.
+    """
     st = _lazy(stores).collect()
     if st.height == 0:
         raise InputError("stores table is empty")
-    first = st["opened_on"].min()
-    last = max(d for d in [st["opened_on"].max(), st["closed_on"].max()] if d is not None)
+    st = st.with_columns((pl.col("closed_on") + pl.duration(days=1)).alias("_gone"))
+    first = start or st["opened_on"].min()
+    last = end or max(d for d in [st["opened_on"].max(), st["_gone"].max()] if d is not None)
+    if last < first:
+        raise InputError(f"end ({last}) is before start ({first})")
     starts = (
         pl.date_range(first, last, interval="1d", eager=True).dt.truncate(FREQ_TRUNC[freq]).unique().sort()
     )
-    ends = pl.Series([_period_end(d, freq) for d in starts], dtype=pl.Date)
+    ends = pl.Series([period_end(d, freq) for d in starts], dtype=pl.Date)
     opened = st.select(*by, period_expr(freq, "opened_on")).group_by([*by, "period"]).len("openings")
     closed = (
-        st.filter(pl.col("closed_on").is_not_null())
-        .select(*by, period_expr(freq, "closed_on"))
+        st.filter(pl.col("_gone").is_not_null())
+        .select(*by, period_expr(freq, "_gone"))
         .group_by([*by, "period"])
         .len("closures")
     )
@@ -176,12 +190,14 @@ def openings_closures(stores: pl.LazyFrame, freq: str = "month", by: Sequence[st
         .join(opened, on=[*by, "period"], how="left")
         .join(closed, on=[*by, "period"], how="left")
         .with_columns(pl.col("openings", "closures").fill_null(0).cast(pl.Int64))
+        .with_columns(pl.col("stores_open").fill_null(0).cast(pl.Int64))
         .select(*by, "period", "openings", "closures", "stores_open")
         .sort([*by, "period"])
     )
 
 
-def _period_end(start: dt.date, freq: str) -> dt.date:
+def period_end(start: dt.date, freq: str) -> dt.date:
+    """Last day of the period that starts on `start`."""
     if freq == "day":
         return start
     if freq == "week":
