@@ -8,7 +8,6 @@ so reloading an unchanged dataset skips the data checks. Monthly and daily datas
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import yaml
 
 from cannabis_market.data import validate as V
 from cannabis_market.data.contract import TABLE_FORMATS, TABLES
+from cannabis_market.data.fingerprint import fingerprint
 from cannabis_market.errors import DataValidationError, InputError, Problem
 
 MANIFEST = "manifest.yml"
@@ -141,17 +141,6 @@ def _as_date(x: Any) -> dt.date | None:
     return x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x)[:10])
 
 
-def fingerprint(path: str | Path) -> str:
-    """Cheap content fingerprint of a dataset folder: file names, sizes and mtimes."""
-    p = Path(path)
-    h = hashlib.sha256()
-    files = sorted(f for f in p.iterdir() if f.is_file()) if p.is_dir() else [p]
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
 def find_table(folder: Path, name: str) -> tuple[Path | None, list[Problem]]:
     """The file holding table `name` (CSV or Parquet); two of them is ambiguous."""
     found = [folder / f"{name}{ext}" for ext in TABLE_FORMATS if (folder / f"{name}{ext}").is_file()]
@@ -230,8 +219,9 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
     Data checks of an unchanged dataset are remembered (by fingerprint) and skipped on the next load.
     """
     folder = Path(path)
+    fp = fingerprint(folder)
     if folder.is_dir() and validate:
-        quick = _load_cached(folder)
+        quick = _load_cached(folder, fp)
         if quick is not None:
             return quick
     if not folder.exists():
@@ -271,7 +261,7 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
             Problem("stores", None, "inventory needs a stores table (stores.csv or stores.parquet)")
         )
 
-    cache = _cache_dir() / fingerprint(folder)
+    cache = _cache_dir() / fp
     if validate:
         problems += _check_data(tables, files, manifest)
     if problems:
@@ -286,9 +276,9 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
     return Dataset(path=folder, manifest=manifest, files=files, **lazy)
 
 
-def _load_cached(folder: Path) -> Dataset | None:
+def _load_cached(folder: Path, fp: str) -> Dataset | None:
     """Load lazily, without re-reading the data, when this exact content passed validation before."""
-    if not (_cache_dir() / fingerprint(folder)).exists():
+    if not (_cache_dir() / fp).exists():
         return None
     manifest, problems = read_manifest(folder)
     if problems:

@@ -47,6 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cannabis_market.data.fingerprint import fingerprint as fingerprint_path
 from cannabis_market.errors import InputError
 from cannabis_market.reports import params as P
 from cannabis_market.reports.results import RESULTS_ENV, RESULTS_FILE, read_json, write_json_atomic
@@ -249,34 +250,6 @@ class Plan:
 
     runs: list[RunSpec] = field(default_factory=list)
     skipped: list[RunResult] = field(default_factory=list)
-
-
-def fingerprint_path(path: str | Path) -> str:
-    """Fast fingerprint of a file or folder: SHA-256 of relative names, sizes and mtimes (not contents).
-
-    Hidden files and folders (starting with '.') are ignored. A missing path gives ``"missing"``.
-    """
-    root = Path(path)
-    if not root.exists():
-        return "missing"
-    h = hashlib.sha256()
-    if root.is_file():
-        st = root.stat()
-        h.update(f"{root.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return h.hexdigest()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for fname in sorted(filenames):
-            if fname.startswith("."):
-                continue
-            full = Path(dirpath) / fname
-            try:
-                st = full.stat()
-            except OSError:
-                continue
-            rel = full.relative_to(root).as_posix()
-            h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
 
 
 def notebook_hash(path: str | Path) -> str:
