@@ -71,7 +71,7 @@ def price_inputs(
         )
     by_cat = price_table(sales, by=("category",))
     one = sales.filter(pl.col("category") == category)
-    prices = price_table(one, by=())
+    prices = by_cat.filter(pl.col("category") == category).drop("category")  # no second pass over sales
     panel = store_period_prices(one, stores)
     return PriceInputs(
         prices=prices,

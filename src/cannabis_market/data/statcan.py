@@ -189,11 +189,3 @@ def import_statcan(
         f"{notes['toronto_quirk_rows_dropped']} Toronto=Ontario rows dropped"
     )
     return out, info
-
-
-def statcan_monthly(csv: str | Path, adjustment: str = "unadjusted") -> pl.DataFrame:
-    """Wide monthly frame (date + one column per geography, dollars) for time-series models."""
-    series, _ = read_statcan(csv, adjustment)
-    return (
-        series.filter(pl.col("metric") == "sales").pivot(on="geo", index="date", values="value").sort("date")
-    )

@@ -12,7 +12,14 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
-from cannabis_market.data.contract import CATEGORIES, EVENT_KINDS, TableSpec
+from cannabis_market.data.contract import (
+    CATEGORIES,
+    EVENT_KINDS,
+    FREQUENCIES,
+    MANIFEST_REQUIRED,
+    SOURCES,
+    TableSpec,
+)
 from cannabis_market.errors import Problem
 
 MAX_EXAMPLES = 5
@@ -247,8 +254,6 @@ def check_store_refs(
 
 def check_manifest(manifest: object, file: str) -> list[Problem]:
     """Required manifest fields and their allowed values."""
-    from cannabis_market.data.contract import FREQUENCIES, MANIFEST_REQUIRED, SOURCES
-
     if not isinstance(manifest, dict):
         return [Problem(file, None, "manifest must be a YAML mapping of fields (name, description, ...)")]
     problems = [
