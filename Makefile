@@ -1,9 +1,9 @@
 # cannabis_market — every set-up step lives here so a fresh clone needs only Python 3.11-3.13 and pip.
 SHELL := /bin/bash
 # The interpreter: PYTHON if given, else the first of python3.13, python3.12, python3.11, python3 that runs
-# and is a supported version (3.11 to 3.13). A command that exists but does not run (e.g. a pyenv shim for
-# a version that is not active) is passed over.
-PY_OK := import sys; sys.exit(not (3, 11) <= sys.version_info[:2] < (3, 14))
+# and is a supported version (3.11.5 to 3.13, as requires-python in pyproject.toml). A command that exists
+# but does not run (e.g. a pyenv shim for a version that is not active) is passed over.
+PY_OK := import sys; sys.exit(not (3, 11, 5) <= sys.version_info[:3] < (3, 14))
 ifeq ($(origin PYTHON),undefined)
 PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
   $$p -c '$(PY_OK)' >/dev/null 2>&1 && { echo $$p; break; }; done)
