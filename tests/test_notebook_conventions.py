@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import altair as alt
 import polars as pl
@@ -113,26 +117,94 @@ def test_dataset_path_tries_cwd_then_the_notebooks_folder(tmp_path, monkeypatch)
         dataset_path("", parameter="other")
 
 
-@pytest.mark.slow
-def test_notebook_executed_with_nbconvert_has_no_cdn_reference(tmp_path):
-    """`jupyter nbconvert --execute` outside the report runner: charts are offline mime bundles."""
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory) -> Path:
+    """The fixture chart notebook executed by `jupyter nbconvert --execute` outside the report runner."""
+    work = tmp_path_factory.mktemp("nbconvert")
     fixture = REPO / "tests" / "fixtures" / "notebooks"
-    shutil.copy(fixture / "charts.ipynb", tmp_path / "charts.ipynb")
-    shutil.copytree(fixture / "data", tmp_path / "data")
+    shutil.copy(fixture / "charts.ipynb", work / "charts.ipynb")
+    shutil.copytree(fixture / "data", work / "data")
     env = {k: v for k, v in os.environ.items() if k not in ("CM_REPORT", "CM_RESULTS", "CM_CHART_MODE")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
     jupyter = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute"]
     r = subprocess.run(
         [*jupyter, "--ExecutePreprocessor.kernel_name=python3", "--output", "out.ipynb", "charts.ipynb"],
-        cwd=tmp_path,
+        cwd=work,
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    text = (tmp_path / "out.ipynb").read_text()
+    return work / "out.ipynb"
+
+
+@pytest.mark.slow
+def test_notebook_executed_with_nbconvert_has_no_cdn_reference(executed):
+    text = executed.read_text()
     assert not [c for c in CDN if c in text]
     outputs = [o for c in json.loads(text)["cells"] for o in c.get("outputs", [])]
     charts = [o for o in outputs if "application/vnd.vega.v5+json" in o.get("data", {})]
     assert len(charts) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not on PATH (`make browser`)")
+def test_jupyterlab_draws_the_charts_with_no_network(executed, tmp_path):
+    """Open the executed notebook in a real JupyterLab in headless chromium with every remote fetch
+    blocked: both charts are drawn by JupyterLab's own Vega (canvas inside vega-embed)."""
+    port = _free_port()
+    lab = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            f"--ServerApp.root_dir={executed.parent}",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(120):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.25)
+        cmd = [
+            shutil.which("chromium"),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-extensions",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--proxy-server=127.0.0.1:9",  # remote fetches fail; loopback bypasses the proxy
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--virtual-time-budget=40000",
+            "--window-size=1200,3000",
+            "--dump-dom",
+            f"http://127.0.0.1:{port}/lab/tree/{executed.name}",
+        ]
+        dom = subprocess.run(cmd, capture_output=True, text=True, timeout=240).stdout
+    finally:
+        lab.terminate()
+        lab.wait(timeout=30)
+    drawn = re.findall(r'class="vega-embed[^"]*".{0,400}?<canvas[^>]*class="marks"', dom, flags=re.S)
+    assert len(drawn) == 2, dom[-3000:]
+    assert "Error loading script" not in dom and "Javascript Error" not in dom
