@@ -7,7 +7,9 @@ Three parts:
   does *not* carry the Vega libraries: ``make_offline`` puts the bundle shipped by vl-convert-python
   (Vega + Vega-Lite + Vega-Embed, ~0.9 MB) into the page's ``<head>`` exactly once, and only when the page
   has a chart. Charts stay interactive (tooltips, SVG/PNG export). ``mode="svg"`` (or ``CM_CHART_MODE=svg``)
-  renders static SVG with vl-convert instead -- no JavaScript at all, no tooltips.
+  renders static SVG with vl-convert instead -- no JavaScript at all, no tooltips. Outside the report runner
+  (JupyterLab, plain papermill/nbconvert) ``nb.setup()`` enables ``mode="notebook"``: a Vega spec that
+  JupyterLab draws with its own Vega, so no chart ever loads a script from a CDN.
 * **Tables.** ``table(df)`` / ``show(obj)`` display polars frames as HTML with every string escaped, and
   refuse frames that are not safe to share (``safe.assert_safe``: store-level rows, a ``max_share``
   column, unsuppressed cells); suppressed cells read "suppressed". ``chart`` applies the same check.
