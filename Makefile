@@ -22,7 +22,7 @@ help:  ## list targets
 
 $(STAMP): pyproject.toml constraints.txt
 	@if [ -z "$(PYTHON)" ]; then echo "error: no Python 3.11, 3.12 or 3.13 found (tried python3.13, python3.12, python3.11, python3); install one or run make PYTHON=/path/to/python3.x" >&2; exit 2; fi
-	@$(PYTHON) -c '$(PY_OK)' 2>/dev/null || { echo "error: PYTHON=$(PYTHON) does not run or is not Python 3.11-3.13 ($$($(PYTHON) --version 2>&1 | head -1)); run make PYTHON=/path/to/python3.x" >&2; exit 2; }
+	@$(PYTHON) -c '$(PY_OK)' 2>/dev/null || { echo "error: PYTHON=$(PYTHON) does not run or is not Python 3.11.5-3.13 ($$($(PYTHON) --version 2>&1 | head -1)); run make PYTHON=/path/to/python3.x" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
