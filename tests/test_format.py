@@ -49,3 +49,25 @@ def test_round_sig_and_readable_labels_and_dates() -> None:
     assert fmt.label("Dried_flower") == "Dried flower"
     assert fmt.fmt_month("2022-04-01") == "Apr 2022"
     assert fmt.fmt_day("2022-08-05") == "5 Aug 2022"
+
+
+def test_every_time_axis_tick_names_its_year() -> None:
+    """The theme's time format: ticks read 'Apr 2019', '2020', '3 Apr 2019' - never a bare month name."""
+    import datetime as dt
+    import re
+
+    import altair as alt
+    import polars as pl
+    import vl_convert as vlc
+
+    from cannabis_market import theme
+
+    theme.enable()
+    for days, step in ((2000, 30), (400, 30), (30, 1)):
+        dates = [dt.date(2019, 4, 1) + dt.timedelta(days=i) for i in range(0, days, step)]
+        frame = pl.DataFrame({"date": dates, "v": list(range(len(dates)))})
+        chart = alt.Chart(frame).mark_line().encode(x=alt.X("date:T", title=None), y=alt.Y("v:Q", title=None))
+        svg = vlc.vegalite_to_svg(chart.to_json())
+        labels = [t for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg) if re.search(r"[A-Za-z]", t)]
+        assert labels, days
+        assert all(re.search(r"\b(19|20)\d\d\b", t) for t in labels), labels
