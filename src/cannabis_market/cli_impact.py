@@ -142,7 +142,9 @@ def check_numbers(args: argparse.Namespace) -> None:
     """Bounds on the numeric options, checked before any file is read or memory allocated."""
     sims = args.sims
     if not 100 <= sims <= MAX_SIMS:
-        raise InputError(f"--sims must be between 100 and {MAX_SIMS:,} simulated paths, got {sims:,}")
+        raise InputError(
+            f"--sims (n_sims) must be between 100 and {MAX_SIMS:,} simulated paths, got {sims:,}"
+        )
     if not (math.isfinite(args.alpha) and 0 < args.alpha <= 0.5):
         raise InputError(f"--alpha must be in (0, 0.5] (0.05 gives 95% intervals), got {args.alpha!r}")
     if not 0 <= args.seed < 2**32:
@@ -162,7 +164,7 @@ def _read_csv(path: str) -> pl.DataFrame:
         )
     text = check_text_file(p)
     if text.problem:
-        raise InputError(f"{path}: {text.problem}")
+        raise InputError(f"cannot read CSV {path}: {text.problem}")
     try:
         frame = pl.read_csv(p, try_parse_dates=True, infer_schema_length=10000)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
