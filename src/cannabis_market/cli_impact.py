@@ -191,8 +191,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the `impact` subcommand; returns the exit status (2 on bad input, message on stderr)."""
     try:
         check_numbers(args)
+        season = _seasonality(getattr(args, "seasonality", "auto"))
         frame = _read_csv(args.csv)
-        from cannabis_market.analysis.impact import estimate_impact
 
         if frame.height * args.sims > MAX_CELLS:
             raise InputError(
@@ -206,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
             )
         pre = _split_period(args.pre, "--pre")
         post = _split_period(args.post, "--post")
+        from cannabis_market.analysis.impact import estimate_impact
+
         result = estimate_impact(
             frame,
             y=args.y,
@@ -214,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
             controls=controls,
             date_col=args.date_col,
             alpha=args.alpha,
-            seasonality=_seasonality(getattr(args, "seasonality", "auto")),
+            seasonality=season,
             n_sims=args.sims,
             seed=args.seed,
         )

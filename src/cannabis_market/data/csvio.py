@@ -92,6 +92,8 @@ def check_text_file(path: Path, max_line: int = MAX_LINE_BYTES) -> TextCheck:
     offset, since, seen_text, first_line = 0, 0, False, b""
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
+            if offset == 0 and chunk[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+                return TextCheck([], "is UTF-32 text; re-save the file as UTF-8")
             if offset == 0 and chunk[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 return TextCheck([], "is UTF-16 text; re-save the file as UTF-8")
             nul = chunk.find(b"\0")

@@ -142,6 +142,7 @@ class Check:
     rule: str
     mask: pl.Expr
     show: tuple[str, ...]
+    parse: bool = False  # a value that does not parse (such rows are left out of cross-table rules)
 
 
 def _value_rules(spec: TableSpec) -> dict[str, list[tuple[str, Callable[[pl.Expr], pl.Expr]]]]:
@@ -180,10 +181,12 @@ def column_checks(schema: pl.Schema, spec: TableSpec) -> list[Check]:
         src, val = pl.col(_s(col.name)), pl.col(_v(col.name))
         bad_parse = src.is_not_null() & val.is_null()
         if col.dtype == pl.Date:
-            checks.append(Check(col.name, "not a date in ISO format YYYY-MM-DD", bad_parse, (col.name,)))
+            checks.append(
+                Check(col.name, "not a date in ISO format YYYY-MM-DD", bad_parse, (col.name,), True)
+            )
         elif col.dtype in (pl.Float64, pl.Int64):
             kind = "integer" if col.dtype == pl.Int64 else "decimal"
-            checks.append(Check(col.name, f"not a number ({kind} expected)", bad_parse, (col.name,)))
+            checks.append(Check(col.name, f"not a number ({kind} expected)", bad_parse, (col.name,), True))
         if col.dtype == pl.Float64:
             checks.append(
                 Check(
@@ -202,7 +205,7 @@ def column_checks(schema: pl.Schema, spec: TableSpec) -> list[Check]:
 
 def parsed_ok(schema: pl.Schema, spec: TableSpec) -> pl.Expr:
     """True on rows whose every present value parses (cross-table rules only look at these)."""
-    masks = [c.mask for c in column_checks(schema, spec) if c.rule.startswith("not a")]
+    masks = [c.mask for c in column_checks(schema, spec) if c.parse]
     return ~pl.any_horizontal(masks).fill_null(False) if masks else pl.lit(True)
 
 
