@@ -25,6 +25,9 @@ from cannabis_market.cli import main
 
 from conftest import MANIFEST, TABLES, write_dataset
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_validate import write_big_dataset  # noqa: E402  (one generator for the test and the benchmark)
+
 SECRET = "TOP-SECRET-OUTSIDE-CELL"
 MAX_MESSAGE = 4000  # characters: messages stay short whatever the input
 
@@ -910,36 +913,12 @@ def peak_validate(folder: Path) -> tuple[int, float, str]:
     return int(rc), float(peak), p.stderr
 
 
-def big_sales(d: Path, mb: int, last: str | None = None) -> None:
-    """A sales.csv of about `mb` MB over 300 stores, optionally ending with a hostile row."""
-    stores = ["store_id,municipality,region,opened_on,closed_on,chain"]
-    stores += [f"S{i},M{i % 40},R{i % 5},2019-01-01,," for i in range(300)]
-    put(d, "stores.csv", "\n".join(stores) + "\n")
-    (d / "inventory.csv").unlink()
-    cats = pl.DataFrame(
-        {"category": ["dried_flower", "pre_rolls", "vapes", "edibles", "beverages", "extracts"]}
-    )
-    ids = pl.DataFrame({"store_id": [f"S{i}" for i in range(300)]})
-    with (d / "sales.csv").open("w") as f:
-        f.write("date,store_id,category,revenue,grams\n")
-        start, size = dt.date(2019, 1, 1), 0
-        while size < mb << 20:
-            end = start + dt.timedelta(days=29)
-            days = pl.DataFrame({"date": pl.date_range(start, end, eager=True)})
-            block = days.join(ids, how="cross").join(cats, how="cross")
-            block = block.with_columns(revenue=pl.lit(123.45), grams=pl.lit(6.5))
-            size += f.write(block.write_csv(include_header=False))
-            start = end + dt.timedelta(days=1)
-        if last:
-            f.write(last + "\n")
-
-
 CAP_MB = 700  # reading a 120 MB CSV eagerly as text peaks well above 1 GB
 
 
 def test_large_csv_is_checked_in_bounded_memory(tmp_path) -> None:
-    d = write_dataset(tmp_path / "big")
-    big_sales(d, 120, last="2020-01-01,S5,edibles,inf,1")
+    d = tmp_path / "big"
+    write_big_dataset(d, 120, last_row="2001-01-01,S5,edibles,inf,1")
     before = tree_hash(d)
     rc, peak, err = peak_validate(d)
     assert rc == 2 and "sales.csv, column 'revenue'" in err and "not a finite number" in err, err

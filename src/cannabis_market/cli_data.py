@@ -92,7 +92,9 @@ def _validate(args: argparse.Namespace) -> int:
     for name in ("stores", "sales", "population", "events", "inventory", "series"):
         lf = getattr(ds, name)
         if lf is not None:
-            parts.append(f"{name} {lf.select(pl.len()).collect().item():,}")
+            n = ds.row_counts.get(name)
+            n = lf.select(pl.len()).collect().item() if n is None else n
+            parts.append(f"{name} {n:,}")
     print(f"{args.path}: valid ({ds.frequency}, {', '.join(parts)} rows) in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -45,6 +45,7 @@ class Dataset:
     series: pl.LazyFrame | None = None
     files: dict[str, Path] = field(default_factory=dict)
     content_fingerprint: str | None = None
+    row_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def frequency(self) -> str:
@@ -93,7 +94,7 @@ class Dataset:
             inventory=self.inventory,
             series=self.series,
             content_fingerprint=self.content_fingerprint,
-        )
+        )  # row_counts stay empty: a subset has its own
         if region not in (None, "", "all"):
             if self.stores is None:
                 raise InputError(f"dataset {self.path}: region {region!r} needs a stores table")
@@ -277,16 +278,19 @@ def _unreadable(path: Path, e: BaseException) -> Problem:
     return Problem(path.name, None, f"unreadable or truncated {kind} file ({cut(msg, 150)})")
 
 
-def check_table_file(folder: Path, f: Path, spec: TableSpec) -> tuple[pl.LazyFrame | None, list[Problem]]:
+def check_table_file(
+    folder: Path, f: Path, spec: TableSpec
+) -> tuple[pl.LazyFrame | None, list[Problem], int]:
     """Every single-table rule of one file, streaming. Returns the typed rows that parse (with their
-    row numbers, for cross-table rules; None when the file cannot be read) and the problems."""
+    row numbers, for cross-table rules; None when the file cannot be read), the problems and the
+    number of data rows."""
     problems = confined(folder, f)
     if problems:
-        return None, problems
+        return None, problems, 0
     if f.suffix == ".csv":
         text = check_text_file(f)
         if text.problem:
-            return None, [Problem(f.name, None, text.problem)]
+            return None, [Problem(f.name, None, text.problem)], 0
     try:
         raw = _scan(f)
         schema = raw.collect_schema()
@@ -303,12 +307,12 @@ def check_table_file(folder: Path, f: Path, spec: TableSpec) -> tuple[pl.LazyFra
             {c.name: schema[c.name] for c in spec.columns if c.name in schema and c.name not in bad_type}
         )
         if not usable:
-            return None, problems
+            return None, problems, 0
         stage = V.staged(raw.select(usable.names()).with_row_index(V.ROW, offset=1), usable, spec)
         probs, n_rows = V.check_columns(stage, V.column_checks(usable, spec), f.name)
         problems += probs
         if not n_rows:
-            return None, problems + [Problem(f.name, None, "table is empty (no data rows)")]
+            return None, problems + [Problem(f.name, None, "table is empty (no data rows)")], 0
         typed = V.typed_rows(stage, usable, spec)
         problems += V.check_key(typed, spec, f.name)
         for lo, hi in (("opened_on", "closed_on"), ("start", "end")):
@@ -316,8 +320,8 @@ def check_table_file(folder: Path, f: Path, spec: TableSpec) -> tuple[pl.LazyFra
         if bad_type:  # cross-table rules need every required column readable
             typed = None
     except _UNREADABLE as e:
-        return None, problems + [_unreadable(f, e)]
-    return typed, problems
+        return None, problems + [_unreadable(f, e)], 0
+    return typed, problems, n_rows
 
 
 def _separator_hint(cols: list[str]) -> str:
@@ -358,6 +362,7 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
             return quick
     manifest, problems = read_manifest(folder)
     typed: dict[str, pl.LazyFrame] = {}
+    counts: dict[str, int] = {}
     files: dict[str, Path] = {}
     present: set[str] = set()
     for name, spec in TABLES.items():
@@ -368,7 +373,7 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
         if f is None:
             continue
         files[name] = f
-        lf, probs = check_table_file(folder, f, spec)
+        lf, probs, counts[name] = check_table_file(folder, f, spec)
         problems += probs
         if lf is not None:
             typed[name] = lf
@@ -394,20 +399,27 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
         try:
             cache = _cache_dir() / _cache_key(fp)
             cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps({"path": str(folder.resolve())}))
+            cache.write_text(json.dumps({"path": str(folder.resolve()), "rows": counts}))
         except OSError:
             pass  # a read-only home only costs re-validation next time
-    return _dataset(folder, manifest, files, fp)
+    return _dataset(folder, manifest, files, fp, counts)
 
 
-def _dataset(folder: Path, manifest: dict[str, Any], files: dict[str, Path], fp: str) -> Dataset:
+def _dataset(
+    folder: Path, manifest: dict[str, Any], files: dict[str, Path], fp: str, rows: dict[str, int]
+) -> Dataset:
     lazy = {name: scan_typed(f, name) for name, f in files.items()}
-    return Dataset(path=folder, manifest=manifest, files=files, content_fingerprint=fp, **lazy)
+    return Dataset(
+        path=folder, manifest=manifest, files=files, content_fingerprint=fp, row_counts=rows, **lazy
+    )
 
 
 def _load_cached(folder: Path, fp: str) -> Dataset | None:
     """Load lazily, without re-reading the data, when this exact content passed validation before."""
-    if not (_cache_dir() / _cache_key(fp)).exists():
+    try:
+        record = json.loads((_cache_dir() / _cache_key(fp)).read_text())
+        rows = {str(k): int(v) for k, v in dict(record.get("rows") or {}).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
     manifest, problems = read_manifest(folder)
     if problems:
@@ -420,7 +432,7 @@ def _load_cached(folder: Path, fp: str) -> Dataset | None:
         if f is not None:
             files[name] = f
     try:
-        return _dataset(folder, manifest, files, fp)
+        return _dataset(folder, manifest, files, fp, rows)
     except _UNREADABLE:
         return None
 
