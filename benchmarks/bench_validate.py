@@ -23,7 +23,9 @@ from _synth import DATA_DIR
 FULL_MB, QUICK_MB = 1024, 24
 BUDGET_MB = 1536
 STORES, CATEGORIES = 300, ("dried_flower", "pre_rolls", "vapes", "edibles", "beverages", "extracts")
-MANIFEST = "name: bench\ndescription: generated for bench_validate\nsource: other\nfrequency: daily\ncurrency: CAD\n"
+MANIFEST = (
+    "name: bench\ndescription: generated for bench_validate\nsource: other\nfrequency: daily\ncurrency: CAD\n"
+)
 
 
 def write_big_dataset(folder: Path, mb: int, last_row: str | None = None) -> Path:
@@ -74,6 +76,21 @@ def _side(folder: Path, cache: Path) -> tuple[dict, float]:
     return res, float(res["_proc"]["tree_peak_rss_mb"])
 
 
+def _budget(what: str, peak: float, quick: bool) -> dict:
+    """A peak-memory row against the 1.5 GB budget (judged at full size only)."""
+    ratio = round(peak / BUDGET_MB, 3)
+    return comparison(
+        f"{what} (MB / {BUDGET_MB:,} MB budget)",
+        peak,
+        BUDGET_MB,
+        ratio,
+        "<= 1",
+        None if quick else ratio <= 1,
+        "MB",
+        "budget",
+    )
+
+
 def run(quick: bool = False) -> dict:
     mb = QUICK_MB if quick else FULL_MB
     root = DATA_DIR / f"validate-{mb}mb"
@@ -110,26 +127,8 @@ def run(quick: bool = False) -> dict:
             "sparse file refusal peak RSS (MB)": sparse_peak,
         },
         "comparisons": [
-            comparison(
-                f"peak memory validating a {size_mb:,.0f} MB sales.csv (MB / {BUDGET_MB:,} MB budget)",
-                cold_peak,
-                BUDGET_MB,
-                round(cold_peak / BUDGET_MB, 3),
-                "<= 1",
-                cold_peak <= BUDGET_MB if not quick else None,
-                "MB",
-                "budget",
-            ),
-            comparison(
-                f"peak memory refusing a {mb:,} MB sparse sales.csv (MB / {BUDGET_MB:,} MB budget)",
-                sparse_peak,
-                BUDGET_MB,
-                round(sparse_peak / BUDGET_MB, 3),
-                "<= 1",
-                sparse_peak <= BUDGET_MB if not quick else None,
-                "MB",
-                "budget",
-            ),
+            _budget(f"peak memory validating a {size_mb:,.0f} MB sales.csv", cold_peak, quick),
+            _budget(f"peak memory refusing a {mb:,} MB sparse sales.csv", sparse_peak, quick),
             comparison(
                 "re-validating unchanged data (content hash + cache hit) vs first validation",
                 warm["seconds"],

@@ -279,11 +279,12 @@ def _unreadable(path: Path, e: BaseException) -> Problem:
 
 
 def check_table_file(
-    folder: Path, f: Path, spec: TableSpec
+    folder: Path, f: Path, spec: TableSpec, frequency: object = None, scan_rows: bool = True
 ) -> tuple[pl.LazyFrame | None, list[Problem], int]:
-    """Every single-table rule of one file, streaming. Returns the typed rows that parse (with their
-    row numbers, for cross-table rules; None when the file cannot be read), the problems and the
-    number of data rows."""
+    """Every single-table rule of one file (and the declared `frequency`), streaming. Returns the typed
+    rows that parse (with their row numbers, for cross-table rules; None when the file cannot be read
+    or `scan_rows` is False: then only the file, its columns and their stored types are checked), the
+    problems and the number of data rows."""
     problems = confined(folder, f)
     if problems:
         return None, problems, 0
@@ -306,14 +307,18 @@ def check_table_file(
         usable = pl.Schema(
             {c.name: schema[c.name] for c in spec.columns if c.name in schema and c.name not in bad_type}
         )
-        if not usable:
+        if not usable or not scan_rows:
             return None, problems, 0
         stage = V.staged(raw.select(usable.names()).with_row_index(V.ROW, offset=1), usable, spec)
-        probs, n_rows = V.check_columns(stage, V.column_checks(usable, spec), f.name)
+        freq_checks, freq_counts = V.frequency_checks(usable, spec, frequency)
+        checks = V.column_checks(usable, spec) + freq_checks
+        probs, counts = V.check_columns(stage, checks, f.name, freq_counts)
         problems += probs
+        n_rows = counts["n"]
         if not n_rows:
             return None, problems + [Problem(f.name, None, "table is empty (no data rows)")], 0
         typed = V.typed_rows(stage, usable, spec)
+        problems += V.daily_problem(typed, counts, f.name)
         problems += V.check_key(typed, spec, f.name)
         for lo, hi in (("opened_on", "closed_on"), ("start", "end")):
             problems += V.check_dates(typed, f.name, lo, hi)
@@ -345,8 +350,9 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
     """Load and validate the dataset at `path`; raise DataValidationError listing every problem.
 
     Tables are checked by streaming scans (bounded memory whatever their size) and returned as lazy
-    scans cast to the contract types. With `validate=False` only the manifest, files and types are
-    checked. A dataset whose exact content (fingerprint) passed validation before loads without re-checks.
+    scans cast to the contract types. With `validate=False` only the manifest, the files, their
+    columns and stored types are checked (no row is read). A dataset whose exact content (its
+    fingerprint) passed validation before loads without re-checks.
     """
     folder = Path(path)
     if not folder.exists():
@@ -373,7 +379,7 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
         if f is None:
             continue
         files[name] = f
-        lf, probs, counts[name] = check_table_file(folder, f, spec)
+        lf, probs, counts[name] = check_table_file(folder, f, spec, manifest.get("frequency"), validate)
         problems += probs
         if lf is not None:
             typed[name] = lf
@@ -390,7 +396,7 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
             )
     if validate:
         try:
-            problems += _check_data(typed, files, manifest)
+            problems += _check_data(typed, files)
         except _UNREADABLE as e:  # a file changed or broke between passes
             problems.append(Problem(str(folder), None, f"a table could not be read ({cut(str(e), 150)})"))
     if problems:
@@ -437,10 +443,8 @@ def _load_cached(folder: Path, fp: str) -> Dataset | None:
         return None
 
 
-def _check_data(
-    typed: dict[str, pl.LazyFrame], files: dict[str, Path], manifest: dict[str, Any]
-) -> list[Problem]:
-    """Rules spanning tables: store references and open dates, and the declared frequency."""
+def _check_data(typed: dict[str, pl.LazyFrame], files: dict[str, Path]) -> list[Problem]:
+    """Rules spanning tables: store references and open dates."""
     problems: list[Problem] = []
     fname = {k: v.name for k, v in files.items()}
     stores = typed.get("stores")
@@ -448,12 +452,4 @@ def _check_data(
         if name in typed and stores is not None:
             rows = typed[name].filter(pl.col("store_id").is_not_null())
             problems += V.check_store_refs(rows, stores, fname[name], name)
-    freq = manifest.get("frequency")
-    for name in ("sales", "inventory", "series"):
-        if name in typed:
-            rows = typed[name].filter(pl.col("date").is_not_null())
-            if freq == "monthly":
-                problems += V.check_month_starts(rows, fname[name], "date")
-            elif freq == "daily" and name in ("sales", "series"):
-                problems += V.check_daily_not_monthly(rows, fname[name])
     return problems

@@ -219,27 +219,56 @@ def _example(row: dict, show: tuple[str, ...]) -> str:
     return f"row {row[ROW]} ({', '.join(f'{c}={_echo(row[c], 30)}' for c in show)})"
 
 
-def check_columns(lf: pl.LazyFrame, checks: list[Check], file: str) -> tuple[list[Problem], int]:
-    """Count rows and every check's bad rows in one streaming pass; fetch a few example rows (a second,
-    early-stopping pass) only for the checks that fail. Returns the problems and the row count."""
-    counts = collect(
-        lf.select(
-            pl.len().alias("n"), *[c.mask.fill_null(False).sum().alias(f"c{i}") for i, c in enumerate(checks)]
-        )
-    )
+def check_columns(
+    lf: pl.LazyFrame, checks: list[Check], file: str, extra: dict[str, pl.Expr] | None = None
+) -> tuple[list[Problem], dict[str, int]]:
+    """Count rows, every check's bad rows and the `extra` aggregates in one streaming pass; fetch a few
+    example rows (a second, early-stopping pass) only for the checks that fail. Returns the problems
+    and the counts ("n" is the row count, then one entry per `extra` name)."""
+    aggs = [c.mask.fill_null(False).sum().alias(f"c{i}") for i, c in enumerate(checks)]
+    aggs += [e.alias(k) for k, e in (extra or {}).items()]
+    counts = collect(lf.select(pl.len().alias("n"), *aggs)).row(0, named=True)
     problems = []
     for i, c in enumerate(checks):
-        n = int(counts[f"c{i}"].item() or 0)
+        n = int(counts[f"c{i}"] or 0)
         if n:
             rows = collect(lf.filter(c.mask.fill_null(False)).select(ROW, *c.show).head(MAX_EXAMPLES))
             ex = [_example(r, c.show) for r in rows.iter_rows(named=True)]
             problems.append(Problem(file, c.column, c.rule, n, ex))
-    return problems, int(counts["n"].item())
+    return problems, {k: int(counts[k] or 0) for k in ("n", *(extra or {}))}
 
 
 def run_checks(lf: pl.LazyFrame, checks: list[Check], file: str) -> list[Problem]:
-    """`check_columns` without the row count."""
+    """`check_columns` without the counts."""
     return check_columns(lf, checks, file)[0]
+
+
+_MONTHLY_RULE = "monthly dataset: dates must be month starts (day 1)"
+_DAILY_RULE = "manifest says frequency: daily but every date is a month start; set frequency: monthly"
+
+
+def frequency_checks(
+    schema: pl.Schema, spec: TableSpec, frequency: object
+) -> tuple[list[Check], dict[str, pl.Expr]]:
+    """The declared frequency as rules on a `staged` frame, run in the same pass as `column_checks`:
+    monthly rows must be dated at month starts; for a daily table, aggregates telling whether every
+    date is a month start (then `daily_problem` flags it)."""
+    if "date" not in schema or spec.name not in ("sales", "inventory", "series"):
+        return [], {}
+    day = pl.col(_v("date")).dt.day()
+    if frequency == "monthly":
+        return [Check("date", _MONTHLY_RULE, day != 1, ("date",))], {}
+    if frequency == "daily" and spec.name in ("sales", "series"):
+        return [], {"dates": pl.col(_v("date")).drop_nulls().n_unique(), "not_month_start": (day != 1).sum()}
+    return [], {}
+
+
+def daily_problem(typed: pl.LazyFrame, counts: dict[str, int], file: str) -> list[Problem]:
+    """Flag a table declared daily whose dates (three or more) are all month starts."""
+    if counts.get("dates", 0) < 3 or counts.get("not_month_start", 1):
+        return []
+    first = collect(typed.select(pl.col("date").drop_nulls().unique().sort().head(3)))["date"]
+    return [Problem(file, "date", _DAILY_RULE, counts["dates"], [str(d) for d in first.to_list()])]
 
 
 def check_key(typed: pl.LazyFrame, spec: TableSpec, file: str) -> list[Problem]:
@@ -279,28 +308,6 @@ def check_dates(typed: pl.LazyFrame, file: str, lo: str, hi: str) -> list[Proble
     if not {lo, hi} <= set(typed.collect_schema().names()):
         return []
     return run_checks(typed, [Check(hi, f"{hi} is before {lo}", pl.col(hi) < pl.col(lo), (lo, hi))], file)
-
-
-def check_month_starts(typed: pl.LazyFrame, file: str, col: str = "date") -> list[Problem]:
-    """Monthly datasets date every row at the first day of its month."""
-    rule = "monthly dataset: dates must be month starts (day 1)"
-    return run_checks(typed, [Check(col, rule, pl.col(col).dt.day() != 1, (col,))], file)
-
-
-def check_daily_not_monthly(typed: pl.LazyFrame, file: str, col: str = "date") -> list[Problem]:
-    """Flag a dataset declared daily whose dates are all month starts over several months."""
-    dates = collect(typed.select(pl.col(col).drop_nulls().unique().sort()))[col]
-    if dates.len() >= 3 and bool((dates.dt.day() == 1).all()):
-        return [
-            Problem(
-                file,
-                col,
-                "manifest says frequency: daily but every date is a month start; set frequency: monthly",
-                dates.len(),
-                [str(d) for d in dates.head(3).to_list()],
-            )
-        ]
-    return []
 
 
 def check_store_refs(
