@@ -940,3 +940,13 @@ def test_a_bad_amount_does_not_hide_a_duplicate_key(world, capsys) -> None:
     put(d, "sales.csv", csv_of("sales", TABLES["sales"][1].replace("100.5", "inf")))
     rc, err = cli(["data", "validate", str(d)], capsys)
     assert rc == 2 and "2 problems" in err and "not a finite number" in err and "duplicate key" in err, err
+
+
+def test_many_duplicate_keys_are_counted_from_hashes(world, capsys, monkeypatch) -> None:
+    from cannabis_market.data import validate
+
+    monkeypatch.setattr(validate, "CONFIRM_LIMIT", 1)  # beyond it, counts come from the sorted hashes
+    d, _ = world
+    put(d, "sales.csv", csv_of("sales", *TABLES["sales"][1:4]))
+    rc, err = cli(["data", "validate", str(d)], capsys)
+    assert rc == 2 and "duplicate key" in err and "(6 rows)" in err, err

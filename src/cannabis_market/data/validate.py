@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from cannabis_market.data.contract import (
@@ -271,21 +272,40 @@ def daily_problem(typed: pl.LazyFrame, counts: dict[str, int], file: str) -> lis
     return [Problem(file, "date", _DAILY_RULE, counts["dates"], [str(d) for d in first.to_list()])]
 
 
+CONFIRM_LIMIT = 10_000
+"""Duplicate-hash groups confirmed on the real key values; beyond that the count comes from the hashes."""
+
+
+def _duplicate_hashes(typed: pl.LazyFrame, h: pl.Expr) -> tuple[np.ndarray, int]:
+    """Hash values occurring more than once, and the number of rows carrying them.
+
+    Only the 8-byte hashes are held (sorted in place with numpy): a hash table of every key, as a
+    group-by builds, costs several times more per row."""
+    col = collect(typed.select(h))
+    a = col.to_series().to_numpy(writable=True)
+    del col
+    a.sort()
+    same = a[1:] == a[:-1]
+    in_group = np.zeros(a.size, dtype=bool)
+    in_group[1:] |= same
+    in_group[:-1] |= same
+    return np.unique(a[1:][same]), int(in_group.sum())
+
+
 def check_key(typed: pl.LazyFrame, spec: TableSpec, file: str) -> list[Problem]:
-    """Key uniqueness in bounded memory: group on a 64-bit hash of the key, then confirm candidates on
-    the real key values (so a hash collision never produces a false report)."""
+    """Key uniqueness in bounded memory: sort a 64-bit hash of the key, then confirm the repeated hashes
+    on the real key values (so a hash collision never produces a false report)."""
     key = list(spec.key)
     if not key or not set(key) <= set(typed.collect_schema().names()):
         return []
     h = pl.struct(key).hash(seed=7).alias("__h")
-    cand = collect(
-        typed.select(h).group_by("__h").agg(pl.len().alias("n")).filter(pl.col("n") > 1).select("__h")
-    )
-    if not cand.height:
+    cand, n_rows = _duplicate_hashes(typed, h)
+    if not cand.size:
         return []
+    confirm = pl.DataFrame({"__h": cand[:CONFIRM_LIMIT]}, schema={"__h": pl.UInt64})
     dup = collect(
         typed.with_columns(h)
-        .join(cand.lazy(), on="__h", how="semi")
+        .join(confirm.lazy(), on="__h", how="semi")
         .group_by(key)
         .agg(pl.len().alias("n"), pl.col(ROW).min().alias("first"))
         .filter(pl.col("n") > 1)
@@ -293,11 +313,13 @@ def check_key(typed: pl.LazyFrame, spec: TableSpec, file: str) -> list[Problem]:
     )
     if not dup.height:
         return []
+    if cand.size <= CONFIRM_LIMIT:
+        n_rows = int(dup["n"].sum())
     ex = [
         ", ".join(f"{k}={short(r[k], 30)}" for k in key) for r in dup.head(MAX_EXAMPLES).iter_rows(named=True)
     ]
     rule = f"duplicate key ({', '.join(key)} must be unique)"
-    return [Problem(file, ", ".join(key), rule, int(dup["n"].sum()), ex)]
+    return [Problem(file, ", ".join(key), rule, n_rows, ex)]
 
 
 # ---------------------------------------------------------------- cross-table and date rules
