@@ -87,7 +87,7 @@ def _validate(args: argparse.Namespace) -> int:
     from cannabis_market.data.loader import load_dataset
 
     t0 = time.perf_counter()
-    ds = load_dataset(args.path)
+    ds = load_dataset(args.path, typed_cache=False)  # only checks: later loads fill the typed cache
     parts = []
     for name in ("stores", "sales", "population", "events", "inventory", "series"):
         lf = getattr(ds, name)

@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from cannabis_market.data import typed_cache as TC
 from cannabis_market.data import validate as V
 from cannabis_market.data.contract import TABLE_FORMATS, TABLES, TableSpec
 from cannabis_market.data.csvio import check_text_file, clean_header, cut, short
@@ -27,6 +28,7 @@ from cannabis_market.errors import DataValidationError, InputError, Problem
 MANIFEST = "manifest.yml"
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_YAML_DEPTH = 50
+MAX_YAML_VALUES = 100_000
 VALIDATOR_VERSION = "2"
 """Part of the validation-cache key: bump it when the rules change, so old records no longer apply."""
 
@@ -188,34 +190,51 @@ def confined(folder: Path, f: Path) -> list[Problem]:
 
 
 class _ManifestLoader(yaml.SafeLoader):
-    """Safe YAML without aliases (no billion-laughs expansion), duplicate keys or deep nesting."""
+    """Safe YAML with bounds: aliases may not expand the document beyond MAX_YAML_VALUES values (no
+    billion-laughs bomb), no duplicate keys, no nesting deeper than MAX_YAML_DEPTH.
 
-    depth = 0
+    `yaml.safe_dump` itself writes anchors and aliases for repeated values, so aliases are allowed;
+    what is counted is the size of the document with every alias expanded."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.expanded = 0
+        self.sizes: dict[int, int] = {}
+
+    def _fail(self, why: str) -> None:
+        raise yaml.composer.ComposerError(None, None, why, self.peek_event().start_mark)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            mark = self.peek_event().start_mark
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in a manifest; write the value out", mark
-            )
+            target = self.anchors.get(self.peek_event().anchor)
+            self.expanded += self.sizes.get(id(target), 1)
+            if self.expanded > MAX_YAML_VALUES:
+                self._fail(f"aliases expand the manifest beyond {MAX_YAML_VALUES:,} values (a YAML bomb?)")
+            return super().compose_node(parent, index)
         self.depth += 1
         try:
             if self.depth > MAX_YAML_DEPTH:
-                mark = self.peek_event().start_mark
-                raise yaml.composer.ComposerError(
-                    None, None, f"nested more than {MAX_YAML_DEPTH} levels deep", mark
-                )
-            return super().compose_node(parent, index)
+                self._fail(f"nested more than {MAX_YAML_DEPTH} levels deep")
+            node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        self.sizes[id(node)] = 1 + sum(self.sizes.get(id(c), 1) for c in children)
+        self.expanded += 1
+        return node
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
-        dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
-        if dup is not None:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {short(dup, 40)}", node.start_mark
-            )
+        seen: set[object] = set()
+        for k, _ in node.value:
+            if isinstance(k, yaml.ScalarNode):
+                if k.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {short(k.value, 40)}", k.start_mark
+                    )
+                seen.add(k.value)
         return super().construct_mapping(node, deep=deep)
 
 
@@ -346,13 +365,15 @@ def _cache_key(fp: str) -> str:
     return hashlib.sha256(f"{VALIDATOR_VERSION}\0{fp}".encode()).hexdigest()
 
 
-def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
+def load_dataset(path: str | Path, validate: bool = True, typed_cache: bool = True) -> Dataset:
     """Load and validate the dataset at `path`; raise DataValidationError listing every problem.
 
     Tables are checked by streaming scans (bounded memory whatever their size) and returned as lazy
     scans cast to the contract types. With `validate=False` only the manifest, the files, their
     columns and stored types are checked (no row is read). A dataset whose exact content (its
-    fingerprint) passed validation before loads without re-checks.
+    fingerprint) passed validation before loads without re-checks. With `typed_cache` (default) the
+    validated tables are read through the typed Arrow cache (`data.typed_cache`): written on the first
+    load of this content, memory-mapped by later loads.
     """
     folder = Path(path)
     if not folder.exists():
@@ -363,7 +384,7 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
         raise InputError(f"{folder} is a file; a dataset is a folder holding manifest.yml and tables")
     fp = fingerprint(folder)
     if validate:
-        quick = _load_cached(folder, fp)
+        quick = _load_cached(folder, fp, typed_cache)
         if quick is not None:
             return quick
     manifest, problems = read_manifest(folder)
@@ -408,19 +429,34 @@ def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
             cache.write_text(json.dumps({"path": str(folder.resolve()), "rows": counts}))
         except OSError:
             pass  # a read-only home only costs re-validation next time
-    return _dataset(folder, manifest, files, fp, counts)
+    return _dataset(folder, manifest, files, fp, counts, use_cache=validate and typed_cache)
 
 
 def _dataset(
-    folder: Path, manifest: dict[str, Any], files: dict[str, Path], fp: str, rows: dict[str, int]
+    folder: Path,
+    manifest: dict[str, Any],
+    files: dict[str, Path],
+    fp: str,
+    rows: dict[str, int],
+    use_cache: bool = True,
 ) -> Dataset:
-    lazy = {name: scan_typed(f, name) for name, f in files.items()}
+    """The Dataset of validated files: typed tables memory-mapped from the typed cache (written on the
+    first load of this content), else lazy scans of the files cast to the contract types."""
+    key = _cache_key(fp)
+    lazy = TC.scan_cached(key, list(files)) if use_cache else None
+    if lazy is None:
+        lazy = {name: scan_typed(f, name) for name, f in files.items()}
+        if use_cache and TC.store(key, lazy):
+            if fingerprint(folder) == fp:  # the files did not change while they were copied
+                lazy = TC.scan_cached(key, list(files)) or lazy
+            else:
+                TC.discard(key)
     return Dataset(
         path=folder, manifest=manifest, files=files, content_fingerprint=fp, row_counts=rows, **lazy
     )
 
 
-def _load_cached(folder: Path, fp: str) -> Dataset | None:
+def _load_cached(folder: Path, fp: str, use_cache: bool) -> Dataset | None:
     """Load lazily, without re-reading the data, when this exact content passed validation before."""
     try:
         record = json.loads((_cache_dir() / _cache_key(fp)).read_text())
@@ -438,7 +474,7 @@ def _load_cached(folder: Path, fp: str) -> Dataset | None:
         if f is not None:
             files[name] = f
     try:
-        return _dataset(folder, manifest, files, fp, rows)
+        return _dataset(folder, manifest, files, fp, rows, use_cache)
     except _UNREADABLE:
         return None
 
