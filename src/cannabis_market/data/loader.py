@@ -1,8 +1,10 @@
 """Load a dataset folder (manifest + CSV/Parquet tables) into typed polars LazyFrames, validated.
 
-`load_dataset` reads every table, enforces the contract (see `validate.py`) and collects *all* problems
-before raising one `DataValidationError`. Validation of large tables is cached by content fingerprint,
-so reloading an unchanged dataset skips the data checks. Monthly and daily datasets share this code.
+`load_dataset` checks every file (confined to the folder, readable, stored types), streams every table
+through the contract's rules (see `validate.py`) and collects *all* problems before raising one
+`DataValidationError`. Validation is remembered by content fingerprint, so reloading an unchanged
+dataset skips the data checks, and the typed tables are then mapped from the Arrow cache
+(`typed_cache.py`). Monthly and daily datasets share this code.
 """
 
 from __future__ import annotations
