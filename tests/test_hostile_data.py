@@ -945,3 +945,17 @@ def test_many_duplicate_keys_are_counted_from_hashes(world, capsys, monkeypatch)
     put(d, "sales.csv", csv_of("sales", *TABLES["sales"][1:4]))
     rc, err = cli(["data", "validate", str(d)], capsys)
     assert rc == 2 and "duplicate key" in err and "(6 rows)" in err, err
+
+
+def test_odd_folder_names_are_paths_not_patterns(tmp_path, capsys) -> None:
+    d = write_dataset(tmp_path / "d[1]*?{a,b}")
+    rc, err = cli(["data", "validate", str(d)], capsys)
+    assert rc == 0, err
+
+
+def test_ten_thousand_columns_are_listed_briefly(world, capsys) -> None:
+    d, _ = world
+    put(d, "sales.csv", ",".join(f"c{i}" for i in range(10_000)) + "\n" + ",".join("1" * 10_000) + "\n")
+    rc, err = cli(["data", "validate", str(d)], capsys)
+    assert rc == 2 and "sales.csv, column 'date': required column is missing" in err
+    assert "c11, ..." in err and len(err) < MAX_MESSAGE
