@@ -397,7 +397,9 @@ def test_subset_by_region_and_window(tiny):
 def test_series_of_picks_a_geography_and_window(tmp_path):
     folder = tmp_path / "s"
     folder.mkdir()
-    (folder / "manifest.yml").write_text(yaml.safe_dump({**MANIFEST, "frequency": "monthly", "region": "Ontario"}))
+    (folder / "manifest.yml").write_text(
+        yaml.safe_dump({**MANIFEST, "frequency": "monthly", "region": "Ontario"})
+    )
     (folder / "series.csv").write_text(
         "date,geo,metric,value\n2022-07-01,Ontario,sales,1\n2022-08-01,Ontario,sales,2\n2022-08-01,Quebec,sales,3\n"
     )
@@ -407,3 +409,47 @@ def test_series_of_picks_a_geography_and_window(tmp_path):
     assert ds.series_of("Quebec")[1]["value"].to_list() == [3.0]
     with pytest.raises(InputError, match="Ontario; Quebec"):
         ds.series_of("Mars")
+
+
+# ---------------------------------------------------------------- typed cache: the dataset read once per build
+
+
+def _typed_entries() -> list[Path]:
+    from cannabis_market.data.typed_cache import cache_root
+
+    root = cache_root()
+    return sorted(p for p in root.iterdir() if (p / ".complete").is_file()) if root.is_dir() else []
+
+
+def test_typed_cache_serves_identical_tables_from_arrow(tiny):
+    plain = load_dataset(tiny, typed_cache=False)
+    first = load_dataset(tiny)  # writes the typed cache
+    again = load_dataset(tiny)  # maps it
+    assert ".arrow" in again.sales.explain() and ".csv" not in again.sales.explain()
+    for name in ("stores", "sales", "population", "events", "inventory"):
+        want = getattr(plain, name).collect()
+        assert getattr(first, name).collect().equals(want), name
+        assert getattr(again, name).collect().equals(want), name
+        assert getattr(again, name).collect_schema() == want.schema
+
+
+def test_typed_cache_follows_content_not_stale_rows(tiny):
+    load_dataset(tiny)
+    with (tiny / "sales.csv").open("a") as f:
+        f.write("2022-01-04,S1,edibles,1000,1\n")
+    assert load_dataset(tiny).sales.collect()["revenue"].sum() == pytest.approx(1325.5)
+
+
+def test_typed_cache_can_be_turned_off_and_is_pruned(tmp_path, monkeypatch):
+    from cannabis_market.data import typed_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CM_TYPED_CACHE", "0")
+    load_dataset(write_dataset(tmp_path / "off"))
+    assert _typed_entries() == []
+    monkeypatch.delenv("CM_TYPED_CACHE")
+    monkeypatch.setattr(typed_cache, "KEEP", 2)
+    for i in range(4):  # four different contents
+        lines = TABLES["population"] + [f"Kingston,{2000 + i},5"]
+        load_dataset(write_dataset(tmp_path / f"d{i}", population=lines))
+    assert len(_typed_entries()) == 2

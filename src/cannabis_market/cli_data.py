@@ -48,7 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--seed", type=int, default=2022, help="random seed (default 2022)")
     g.add_argument(
-        "--stores", type=int, default=None, help="peak number of open stores (default 1,758, about Ontario in 2023); smaller values scale the market down"
+        "--stores",
+        type=int,
+        default=None,
+        help="peak number of open stores (default 1,758, about Ontario in 2023); smaller values scale the market down",
     )
     g.add_argument("--start", default="2019-04-01", help="first date, ISO (default 2019-04-01)")
     g.add_argument("--end", default="2024-12-31", help="last date, ISO (default 2024-12-31)")
@@ -84,12 +87,14 @@ def _validate(args: argparse.Namespace) -> int:
     from cannabis_market.data.loader import load_dataset
 
     t0 = time.perf_counter()
-    ds = load_dataset(args.path)
+    ds = load_dataset(args.path, typed_cache=False)  # only checks: later loads fill the typed cache
     parts = []
     for name in ("stores", "sales", "population", "events", "inventory", "series"):
         lf = getattr(ds, name)
         if lf is not None:
-            parts.append(f"{name} {lf.select(pl.len()).collect().item():,}")
+            n = ds.row_counts.get(name)
+            n = lf.select(pl.len()).collect().item() if n is None else n
+            parts.append(f"{name} {n:,}")
     print(f"{args.path}: valid ({ds.frequency}, {', '.join(parts)} rows) in {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import polars as pl
 
+from cannabis_market.data.csvio import check_text_file, short
 from cannabis_market.errors import InputError
+
+MAX_SIMS = 100_000
+"""Most simulated paths accepted; 1,000 already puts the Monte Carlo error of a 95% bound near 0.5%."""
+MAX_CELLS = 50_000_000
+"""Most path values (rows x sims) simulated at once: 50M doubles is 400 MB per copy."""
+MAX_CSV_BYTES = 50 << 20
+MAX_ROWS = 100_000
+MAX_CONTROLS = 50
+MAX_INDEX = 10**9
 
 DESCRIPTION = """\
 Estimate the effect of an intervention (an outage, a policy change, a store opening) on one series.
@@ -104,8 +114,12 @@ def _split_period(text: str, flag: str) -> tuple[str, str]:
     parts = text.split(":")
     if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
         raise InputError(
-            f"{flag} must look like START:END (e.g. 2022-01-01:2022-07-31 or 1:70), got {text!r}"
+            f"{flag} must look like START:END (e.g. 2022-01-01:2022-07-31 or 1:70), got {short(text)}"
         )
+    for end in parts:
+        v = end.strip()
+        if v.lstrip("+-").isdigit() and abs(int(v)) > MAX_INDEX:
+            raise InputError(f"{flag}: time index {short(v, 30)} is out of range (at most {MAX_INDEX:,})")
     return parts[0].strip(), parts[1].strip()
 
 
@@ -116,9 +130,25 @@ def _seasonality(text: str) -> int | None | str:
     if t in ("none", "0", "1", ""):
         return None
     try:
-        return int(t)
+        period = int(t)
     except ValueError:
-        raise InputError(f"--seasonality must be auto, none or an integer, got {text!r}") from None
+        raise InputError(f"--seasonality must be auto, none or an integer, got {short(text)}") from None
+    if not 2 <= period <= 366:
+        raise InputError(f"--seasonality must be a period between 2 and 366, got {period}")
+    return period
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Bounds on the numeric options, checked before any file is read or memory allocated."""
+    sims = args.sims
+    if not 100 <= sims <= MAX_SIMS:
+        raise InputError(
+            f"--sims (n_sims) must be between 100 and {MAX_SIMS:,} simulated paths, got {sims:,}"
+        )
+    if not (math.isfinite(args.alpha) and 0 < args.alpha <= 0.5):
+        raise InputError(f"--alpha must be in (0, 0.5] (0.05 gives 95% intervals), got {args.alpha!r}")
+    if not 0 <= args.seed < 2**32:
+        raise InputError(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
 
 
 def _read_csv(path: str) -> pl.DataFrame:
@@ -127,13 +157,25 @@ def _read_csv(path: str) -> pl.DataFrame:
         raise InputError(f"file not found: {path}")
     if not p.is_file():
         raise InputError(f"not a file: {path}")
+    if p.stat().st_size > MAX_CSV_BYTES:
+        raise InputError(
+            f"{path}: {p.stat().st_size:,} bytes is larger than the {MAX_CSV_BYTES:,} bytes accepted; "
+            "the impact CSV holds one row per date"
+        )
+    text = check_text_file(p)
+    if text.problem:
+        raise InputError(f"cannot read CSV {path}: {text.problem}")
     try:
         frame = pl.read_csv(p, try_parse_dates=True, infer_schema_length=10000)
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot read CSV {path}: {first}") from None
+        raise InputError(f"cannot read CSV {path}: {short(first, 150)}") from None
     if frame.height == 0:
         raise InputError(f"CSV {path} has no data rows")
+    if frame.height > MAX_ROWS:
+        raise InputError(
+            f"CSV {path} has {frame.height:,} rows, more than the {MAX_ROWS:,} accepted (one per date)"
+        )
     return frame
 
 
@@ -147,13 +189,25 @@ def _jsonable(v: object) -> int | str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the `impact` subcommand; returns the exit status (2 on bad input, message on stderr)."""
-    from cannabis_market.analysis.impact import estimate_impact
-
     try:
+        check_numbers(args)
+        season = _seasonality(getattr(args, "seasonality", "auto"))
         frame = _read_csv(args.csv)
+
+        if frame.height * args.sims > MAX_CELLS:
+            raise InputError(
+                f"--sims {args.sims:,} x {frame.height:,} rows of {args.csv} is more than {MAX_CELLS:,} simulated "
+                f"values; use at most --sims {max(100, MAX_CELLS // frame.height):,}"
+            )
         controls = [c.strip() for c in (args.controls or "").split(",") if c.strip()]
+        if len(controls) > MAX_CONTROLS:
+            raise InputError(
+                f"--controls: {len(controls)} control series, more than the {MAX_CONTROLS} accepted"
+            )
         pre = _split_period(args.pre, "--pre")
         post = _split_period(args.post, "--post")
+        from cannabis_market.analysis.impact import estimate_impact
+
         result = estimate_impact(
             frame,
             y=args.y,
@@ -162,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
             controls=controls,
             date_col=args.date_col,
             alpha=args.alpha,
-            seasonality=_seasonality(getattr(args, "seasonality", "auto")),
+            seasonality=season,
             n_sims=args.sims,
             seed=args.seed,
         )

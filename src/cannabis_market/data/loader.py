@@ -1,13 +1,16 @@
 """Load a dataset folder (manifest + CSV/Parquet tables) into typed polars LazyFrames, validated.
 
-`load_dataset` reads every table, enforces the contract (see `validate.py`) and collects *all* problems
-before raising one `DataValidationError`. Validation of large tables is cached by content fingerprint,
-so reloading an unchanged dataset skips the data checks. Monthly and daily datasets share this code.
+`load_dataset` checks every file (confined to the folder, readable, stored types), streams every table
+through the contract's rules (see `validate.py`) and collects *all* problems before raising one
+`DataValidationError`. Validation is remembered by content fingerprint, so reloading an unchanged
+dataset skips the data checks, and the typed tables are then mapped from the Arrow cache
+(`typed_cache.py`). Monthly and daily datasets share this code.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,12 +20,19 @@ from typing import Any
 import polars as pl
 import yaml
 
+from cannabis_market.data import typed_cache as TC
 from cannabis_market.data import validate as V
-from cannabis_market.data.contract import TABLE_FORMATS, TABLES
+from cannabis_market.data.contract import TABLE_FORMATS, TABLES, TableSpec
+from cannabis_market.data.csvio import check_text_file, clean_header, cut, short
 from cannabis_market.data.fingerprint import fingerprint
 from cannabis_market.errors import DataValidationError, InputError, Problem
 
 MANIFEST = "manifest.yml"
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_YAML_DEPTH = 50
+MAX_YAML_VALUES = 100_000
+VALIDATOR_VERSION = "2"
+"""Part of the validation-cache key: bump it when the rules change, so old records no longer apply."""
 
 
 @dataclass
@@ -38,6 +48,8 @@ class Dataset:
     inventory: pl.LazyFrame | None = None
     series: pl.LazyFrame | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    content_fingerprint: str | None = None
+    row_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def frequency(self) -> str:
@@ -85,7 +97,8 @@ class Dataset:
             events=self.events,
             inventory=self.inventory,
             series=self.series,
-        )
+            content_fingerprint=self.content_fingerprint,
+        )  # row_counts stay empty: a subset has its own
         if region not in (None, "", "all"):
             if self.stores is None:
                 raise InputError(f"dataset {self.path}: region {region!r} needs a stores table")
@@ -131,8 +144,8 @@ class Dataset:
         return geo, rows
 
     def fingerprint(self) -> str:
-        """Hash of the dataset's files (names, sizes, modification times) for incremental reports."""
-        return fingerprint(self.path)
+        """Content hash of the dataset's files (see `data.fingerprint`), as computed when it was loaded."""
+        return self.content_fingerprint or fingerprint(self.path)
 
 
 def _as_date(x: Any) -> dt.date | None:
@@ -142,8 +155,9 @@ def _as_date(x: Any) -> dt.date | None:
 
 
 def find_table(folder: Path, name: str) -> tuple[Path | None, list[Problem]]:
-    """The file holding table `name` (CSV or Parquet); two of them is ambiguous."""
-    found = [folder / f"{name}{ext}" for ext in TABLE_FORMATS if (folder / f"{name}{ext}").is_file()]
+    """The file holding table `name` (CSV or Parquet); two of them is ambiguous. Links count as present
+    (so a link leaving the folder is refused rather than silently ignored)."""
+    found = [folder / f"{name}{ext}" for ext in TABLE_FORMATS if os.path.lexists(folder / f"{name}{ext}")]
     if len(found) > 1:
         return None, [
             Problem(
@@ -155,56 +169,193 @@ def find_table(folder: Path, name: str) -> tuple[Path | None, list[Problem]]:
     return (found[0] if found else None), []
 
 
-def read_manifest(folder: Path) -> tuple[dict[str, Any], list[Problem]]:
-    """Parse manifest.yml; problems for a missing, unreadable or malformed manifest."""
-    f = folder / MANIFEST
-    if not f.is_file():
-        return {}, [Problem(MANIFEST, None, f"required file is missing in {folder}")]
+def confined(folder: Path, f: Path) -> list[Problem]:
+    """A file of the dataset must be a regular file inside the folder; a symbolic link leaving it is
+    refused without reading it (nothing from outside the dataset ever reaches a message)."""
     try:
-        manifest = yaml.safe_load(f.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        return {}, [Problem(MANIFEST, None, "not valid UTF-8 text (re-save the file as UTF-8)")]
+        target = f.resolve(strict=True)
+        inside = target.is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return [Problem(f.name, None, "is a broken or looping symbolic link")]
+    if not inside:
+        return [
+            Problem(
+                f.name,
+                None,
+                "is a symbolic link to a file outside the dataset folder (not followed); copy the file "
+                "into the folder",
+            )
+        ]
+    if not target.is_file():
+        return [Problem(f.name, None, "is not a regular file (a folder, device or pipe)")]
+    return []
+
+
+class _ManifestLoader(yaml.SafeLoader):
+    """Safe YAML with bounds: aliases may not expand the document beyond MAX_YAML_VALUES values (no
+    billion-laughs bomb), no duplicate keys, no nesting deeper than MAX_YAML_DEPTH.
+
+    `yaml.safe_dump` itself writes anchors and aliases for repeated values, so aliases are allowed;
+    what is counted is the size of the document with every alias expanded."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.expanded = 0
+        self.sizes: dict[int, int] = {}
+
+    def _fail(self, why: str) -> None:
+        raise yaml.composer.ComposerError(None, None, why, self.peek_event().start_mark)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            target = self.anchors.get(self.peek_event().anchor)
+            self.expanded += self.sizes.get(id(target), 1)
+            if self.expanded > MAX_YAML_VALUES:
+                self._fail(f"aliases expand the manifest beyond {MAX_YAML_VALUES:,} values (a YAML bomb?)")
+            return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                self._fail(f"nested more than {MAX_YAML_DEPTH} levels deep")
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        children = node.value if isinstance(node, yaml.SequenceNode) else []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        self.sizes[id(node)] = 1 + sum(self.sizes.get(id(c), 1) for c in children)
+        self.expanded += 1
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[object] = set()
+        for k, _ in node.value:
+            if isinstance(k, yaml.ScalarNode):
+                if k.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {short(k.value, 40)}", k.start_mark
+                    )
+                seen.add(k.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_manifest(folder: Path) -> tuple[dict[str, Any], list[Problem]]:
+    """Parse manifest.yml safely (size cap, no aliases); problems for a missing or malformed manifest."""
+    f = folder / MANIFEST
+    if not os.path.lexists(f):
+        return {}, [Problem(MANIFEST, None, f"required file is missing in {cut(str(folder), 200)}")]
+    problems = confined(folder, f)
+    if problems:
+        return {}, problems
+    with f.open("rb") as fh:
+        data = fh.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        return {}, [
+            Problem(MANIFEST, None, f"larger than {MAX_MANIFEST_BYTES:,} bytes; a manifest is a few fields")
+        ]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return {}, [
+            Problem(MANIFEST, None, f"not valid UTF-8 text at byte {e.start} (re-save the file as UTF-8)")
+        ]
+    try:
+        manifest = yaml.load(text, Loader=_ManifestLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
-        return {}, [Problem(MANIFEST, None, f"not valid YAML: {str(e).splitlines()[0]}")]
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        return {}, [Problem(MANIFEST, None, f"not valid YAML: {cut(str(what), 120)}{at}")]
+    except RecursionError:
+        return {}, [Problem(MANIFEST, None, f"not valid YAML: nested more than {MAX_YAML_DEPTH} levels deep")]
     problems = V.check_manifest(manifest, MANIFEST)
     return (manifest if isinstance(manifest, dict) else {}), problems
 
 
-def read_raw(path: Path) -> tuple[pl.DataFrame | None, list[Problem]]:
-    """Read one table file as-is (CSV cells as strings); problems for unreadable files."""
-    try:
-        if path.suffix == ".csv":
-            raw_bytes = path.read_bytes()
-            try:
-                raw_bytes.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return None, [
-                    Problem(
-                        path.name, None, f"not valid UTF-8 text at byte {e.start} (re-save the file as UTF-8)"
-                    )
-                ]
-            if not raw_bytes.strip():
-                return None, [Problem(path.name, None, "file is empty (no header row)")]
-            df = pl.read_csv(path, infer_schema=False, encoding="utf8")
-        else:
-            df = pl.read_parquet(path)
-    except (pl.exceptions.PolarsError, OSError, ValueError) as e:
-        kind = "CSV" if path.suffix == ".csv" else "Parquet"
-        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        return None, [Problem(path.name, None, f"unreadable or truncated {kind} file ({msg})")]
-    return df, []
+def _scan(path: Path) -> pl.LazyFrame:
+    """Lazy scan of a table file (CSV cells as text)."""
+    if path.suffix == ".csv":
+        return pl.scan_csv(
+            path, infer_schema=False, encoding="utf8", glob=False, with_column_names=clean_header
+        )
+    return pl.scan_parquet(path, glob=False)
 
 
 def scan_typed(path: Path, name: str) -> pl.LazyFrame:
     """Lazily scan a table file already known to be valid, cast to the contract types."""
     spec = TABLES[name]
-    if path.suffix == ".csv":
-        lf = pl.scan_csv(path, infer_schema=False, encoding="utf8")
-    else:
-        lf = pl.scan_parquet(path)
+    lf = _scan(path)
     schema = lf.collect_schema()
-    exprs, _ = V.cast_exprs(schema, spec)
-    return lf.with_columns(exprs).select([c.name for c in spec.columns if c.name in schema])
+    return lf.select(V.cast_exprs(schema, spec))
+
+
+_UNREADABLE = (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError)
+
+
+def _unreadable(path: Path, e: BaseException) -> Problem:
+    kind = "CSV" if path.suffix == ".csv" else "Parquet"
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return Problem(path.name, None, f"unreadable or truncated {kind} file ({cut(msg, 150)})")
+
+
+def check_table_file(
+    folder: Path, f: Path, spec: TableSpec, frequency: object = None, scan_rows: bool = True
+) -> tuple[pl.LazyFrame | None, list[Problem], int]:
+    """Every single-table rule of one file (and the declared `frequency`), streaming. Returns the typed
+    rows that parse (with their row numbers, for cross-table rules; None when the file cannot be read
+    or `scan_rows` is False: then only the file, its columns and their stored types are checked), the
+    problems and the number of data rows."""
+    problems = confined(folder, f)
+    if problems:
+        return None, problems, 0
+    if f.suffix == ".csv":
+        text = check_text_file(f)
+        if text.problem:
+            return None, [Problem(f.name, None, text.problem)], 0
+    try:
+        raw = _scan(f)
+        schema = raw.collect_schema()
+        cols = schema.names()
+        missing = [c for c in spec.required_columns if c not in schema]
+        found = ", ".join(cut(c, 30) for c in cols[:12]) + (", ..." if len(cols) > 12 else "")
+        hint = _separator_hint(cols)
+        problems += [
+            Problem(f.name, c, f"required column is missing (columns found: {found}){hint}") for c in missing
+        ]
+        problems += V.check_stored_types(schema, spec, f.name)
+        bad_type = {p.column for p in problems}
+        usable = pl.Schema(
+            {c.name: schema[c.name] for c in spec.columns if c.name in schema and c.name not in bad_type}
+        )
+        if not usable or not scan_rows:
+            return None, problems, 0
+        stage = V.staged(raw.select(usable.names()).with_row_index(V.ROW, offset=1), usable, spec)
+        freq_checks, freq_counts = V.frequency_checks(usable, spec, frequency)
+        checks = V.column_checks(usable, spec) + freq_checks
+        probs, counts = V.check_columns(stage, checks, f.name, freq_counts)
+        problems += probs
+        n_rows = counts["n"]
+        if not n_rows:
+            return None, problems + [Problem(f.name, None, "table is empty (no data rows)")], 0
+        typed = V.typed_rows(stage, usable, spec)
+        problems += V.daily_problem(typed, counts, f.name)
+        problems += V.check_key(typed, spec, f.name)
+        for lo, hi in (("opened_on", "closed_on"), ("start", "end")):
+            problems += V.check_dates(typed, f.name, lo, hi)
+        if bad_type:  # cross-table rules need every required column readable
+            typed = None
+    except _UNREADABLE as e:
+        return None, problems + [_unreadable(f, e)], 0
+    return typed, problems, n_rows
+
+
+def _separator_hint(cols: list[str]) -> str:
+    if len(cols) == 1:
+        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+            if sep in cols[0]:
+                return f"; the header looks separated by {label}, the contract uses commas"
+    return ""
 
 
 def _cache_dir() -> Path:
@@ -212,73 +363,107 @@ def _cache_dir() -> Path:
     return Path(base) / "cannabis_market" / "validated"
 
 
-def load_dataset(path: str | Path, validate: bool = True) -> Dataset:
+def _cache_key(fp: str) -> str:
+    return hashlib.sha256(f"{VALIDATOR_VERSION}\0{fp}".encode()).hexdigest()
+
+
+def load_dataset(path: str | Path, validate: bool = True, typed_cache: bool = True) -> Dataset:
     """Load and validate the dataset at `path`; raise DataValidationError listing every problem.
 
-    With `validate=False` only the manifest and types are checked (for trusted, already validated data).
-    Data checks of an unchanged dataset are remembered (by fingerprint) and skipped on the next load.
+    Tables are checked by streaming scans (bounded memory whatever their size) and returned as lazy
+    scans cast to the contract types. With `validate=False` only the manifest, the files, their
+    columns and stored types are checked (no row is read). A dataset whose exact content (its
+    fingerprint) passed validation before loads without re-checks. With `typed_cache` (default) the
+    validated tables are read through the typed Arrow cache (`data.typed_cache`): written on the first
+    load of this content, memory-mapped by later loads.
     """
     folder = Path(path)
-    fp = fingerprint(folder)
-    if folder.is_dir() and validate:
-        quick = _load_cached(folder, fp)
-        if quick is not None:
-            return quick
     if not folder.exists():
         raise InputError(
             f"dataset folder {folder} does not exist (generate one with: cannabis-market data generate --out {folder})"
         )
     if not folder.is_dir():
         raise InputError(f"{folder} is a file; a dataset is a folder holding manifest.yml and tables")
+    fp = fingerprint(folder)
+    if validate:
+        quick = _load_cached(folder, fp, typed_cache)
+        if quick is not None:
+            return quick
     manifest, problems = read_manifest(folder)
-    tables: dict[str, pl.DataFrame] = {}
+    typed: dict[str, pl.LazyFrame] = {}
+    counts: dict[str, int] = {}
     files: dict[str, Path] = {}
     present: set[str] = set()
     for name, spec in TABLES.items():
         f, probs = find_table(folder, name)
         problems += probs
-        if probs:
+        if probs or f is not None:
             present.add(name)
         if f is None:
             continue
-        present.add(name)
         files[name] = f
-        raw, probs = read_raw(f)
+        lf, probs, counts[name] = check_table_file(folder, f, spec, manifest.get("frequency"), validate)
         problems += probs
-        if raw is None:
-            continue
-        typed, probs = V.coerce_table(raw, spec, f.name)
-        problems += probs
-        tables[name] = typed
+        if lf is not None:
+            typed[name] = lf
     if "sales" not in present and "series" not in present:
         problems.append(
-            Problem(str(folder), None, "a dataset needs a sales table (with stores) or a series table")
+            Problem(
+                cut(str(folder), 200), None, "a dataset needs a sales table (with stores) or a series table"
+            )
         )
-    if "sales" in present and "stores" not in present:
-        problems.append(Problem("stores", None, "sales need a stores table (stores.csv or stores.parquet)"))
-    if "inventory" in present and "stores" not in present:
-        problems.append(
-            Problem("stores", None, "inventory needs a stores table (stores.csv or stores.parquet)")
-        )
-
-    cache = _cache_dir() / fp
-    if validate:
-        problems += _check_data(tables, files, manifest)
-    if problems:
-        raise DataValidationError(problems, str(folder))
+    for name in ("sales", "inventory"):
+        if name in present and "stores" not in present:
+            problems.append(
+                Problem("stores", None, f"{name} need a stores table (stores.csv or stores.parquet)")
+            )
     if validate:
         try:
+            problems += _check_data(typed, files)
+        except _UNREADABLE as e:  # a file changed or broke between passes
+            problems.append(Problem(str(folder), None, f"a table could not be read ({cut(str(e), 150)})"))
+    if problems:
+        raise DataValidationError(problems, cut(str(folder), 200))
+    if validate and fingerprint(folder) == fp:
+        try:
+            cache = _cache_dir() / _cache_key(fp)
             cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps({"path": str(folder.resolve())}))
+            cache.write_text(json.dumps({"path": str(folder.resolve()), "rows": counts}))
         except OSError:
             pass  # a read-only home only costs re-validation next time
-    lazy = {k: v.drop(V.ROW).lazy() for k, v in tables.items()}
-    return Dataset(path=folder, manifest=manifest, files=files, **lazy)
+    return _dataset(folder, manifest, files, fp, counts, use_cache=validate and typed_cache)
 
 
-def _load_cached(folder: Path, fp: str) -> Dataset | None:
+def _dataset(
+    folder: Path,
+    manifest: dict[str, Any],
+    files: dict[str, Path],
+    fp: str,
+    rows: dict[str, int],
+    use_cache: bool = True,
+) -> Dataset:
+    """The Dataset of validated files: typed tables memory-mapped from the typed cache (written on the
+    first load of this content), else lazy scans of the files cast to the contract types."""
+    key = _cache_key(fp)
+    lazy = TC.scan_cached(key, list(files)) if use_cache else None
+    if lazy is None:
+        lazy = {name: scan_typed(f, name) for name, f in files.items()}
+        if use_cache and TC.store(key, lazy):
+            if fingerprint(folder) == fp:  # the files did not change while they were copied
+                lazy = TC.scan_cached(key, list(files)) or lazy
+            else:
+                TC.discard(key)
+    return Dataset(
+        path=folder, manifest=manifest, files=files, content_fingerprint=fp, row_counts=rows, **lazy
+    )
+
+
+def _load_cached(folder: Path, fp: str, use_cache: bool) -> Dataset | None:
     """Load lazily, without re-reading the data, when this exact content passed validation before."""
-    if not (_cache_dir() / fp).exists():
+    try:
+        record = json.loads((_cache_dir() / _cache_key(fp)).read_text())
+        rows = {str(k): int(v) for k, v in dict(record.get("rows") or {}).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
     manifest, problems = read_manifest(folder)
     if problems:
@@ -286,45 +471,23 @@ def _load_cached(folder: Path, fp: str) -> Dataset | None:
     files: dict[str, Path] = {}
     for name in TABLES:
         f, probs = find_table(folder, name)
-        if probs:
+        if probs or (f is not None and confined(folder, f)):
             return None
         if f is not None:
             files[name] = f
     try:
-        lazy = {name: scan_typed(f, name) for name, f in files.items()}
-    except (pl.exceptions.PolarsError, OSError):
+        return _dataset(folder, manifest, files, fp, rows, use_cache)
+    except _UNREADABLE:
         return None
-    return Dataset(path=folder, manifest=manifest, files=files, **lazy)
 
 
-def _check_data(
-    tables: dict[str, pl.DataFrame], files: dict[str, Path], manifest: dict[str, Any]
-) -> list[Problem]:
+def _check_data(typed: dict[str, pl.LazyFrame], files: dict[str, Path]) -> list[Problem]:
+    """Rules spanning tables: store references and open dates."""
     problems: list[Problem] = []
-    for name, df in tables.items():
-        problems += V.check_table(df, TABLES[name], files[name].name)
     fname = {k: v.name for k, v in files.items()}
-    if "stores" in tables:
-        problems += V.check_dates(tables["stores"], fname["stores"], "opened_on", "closed_on")
-    if "events" in tables:
-        problems += V.check_dates(tables["events"], fname["events"], "start", "end")
-    store_cols = {"store_id", "opened_on", "closed_on"}
+    stores = typed.get("stores")
     for name in ("sales", "inventory"):
-        if (
-            name in tables
-            and "stores" in tables
-            and tables[name].height
-            and "store_id" in tables[name].columns
-            and store_cols <= set(tables["stores"].columns)
-        ):
-            problems += V.check_store_refs(
-                tables[name].drop_nulls(["store_id"]), tables["stores"], fname[name], name
-            )
-    freq = manifest.get("frequency")
-    for name in ("sales", "inventory", "series"):
-        if name in tables and tables[name].height and "date" in tables[name].columns:
-            if freq == "monthly":
-                problems += V.check_month_starts(tables[name].drop_nulls("date"), fname[name], "date")
-            elif freq == "daily" and name in ("sales", "series"):
-                problems += V.check_daily_not_monthly(tables[name], fname[name])
+        if name in typed and stores is not None:
+            rows = typed[name].filter(pl.col("store_id").is_not_null())
+            problems += V.check_store_refs(rows, stores, fname[name], name)
     return problems

@@ -1,16 +1,20 @@
-"""Enforce the data contract: parse, type-check and cross-check every table, collecting all problems.
+"""Enforce the data contract on lazily scanned tables, collecting every problem, in bounded memory.
 
-Column rules run through pandera's polars backend (lazy, so every failure is collected); rules that span
-tables (store references, open dates, frequency) are polars joins. Nothing here writes a file.
+Each rule is a polars expression giving a bad-row mask. All masks of one table are summed in *one*
+streaming pass over the file; only the rules that fail get a second, early-stopping pass for a few
+example rows. Keys are checked on a 64-bit hash of the key (streaming group-by), confirmed on the actual
+key values; rules that span tables (store references, open dates, frequency) are streaming joins. So a
+table larger than memory is checked chunk by chunk. Echoed values are cut short (`csvio.short`), and
+nothing here writes a file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import pandera.polars as pa
+import numpy as np
 import polars as pl
-from pandera.errors import SchemaErrors
 
 from cannabis_market.data.contract import (
     CATEGORIES,
@@ -18,242 +22,371 @@ from cannabis_market.data.contract import (
     FREQUENCIES,
     MANIFEST_REQUIRED,
     SOURCES,
+    ColumnSpec,
     TableSpec,
 )
+from cannabis_market.data.csvio import cut, short
 from cannabis_market.errors import Problem
 
 MAX_EXAMPLES = 5
-
-
-def _examples(values: Iterable[object], n: int = MAX_EXAMPLES) -> list[str]:
-    out = []
-    for v in values:
-        out.append(repr(v) if isinstance(v, str) else str(v))
-        if len(out) >= n:
-            break
-    return out
-
-
 ROW = "__row__"  # 1-based data row number in the source file, carried through checks
-
-
-def _row_examples(
-    df: pl.DataFrame, mask: pl.Expr, cols: list[str], n: int = MAX_EXAMPLES
-) -> tuple[int, list[str]]:
-    """Count rows matching `mask` and describe the first few as 'row N (col=value, ...)'."""
-    if ROW not in df.columns:
-        df = df.with_row_index(ROW, offset=1)
-    bad = df.filter(mask)
-    ex = []
-    for r in bad.head(n).iter_rows(named=True):
-        vals = ", ".join(f"{c}={r[c]!s}" for c in cols)
-        ex.append(f"row {r[ROW]} ({vals})")
-    return bad.height, ex
-
-
-# ---------------------------------------------------------------- parsing (strings/any -> contract types)
-
-
-def cast_exprs(schema: pl.Schema, spec: TableSpec) -> tuple[list[pl.Expr], list[tuple[str, str, pl.Expr]]]:
-    """Expressions casting each present column to its contract type, and (column, rule, bad-mask) checks.
-
-    Works on eager and lazy frames alike, so a dataset that passed validation before is loaded lazily
-    with exactly the same typing.
-    """
-    exprs, checks = [], []
-    for col in spec.columns:
-        if col.name not in schema:
-            continue
-        src = pl.col(col.name)
-        dtype = schema[col.name]
-        if dtype == pl.String:
-            src = pl.when(src.str.strip_chars() == "").then(None).otherwise(src.str.strip_chars())
-        if col.dtype == pl.Date:
-            if dtype == pl.String:
-                parsed = src.str.to_date("%Y-%m-%d", strict=False)
-            elif isinstance(dtype, pl.Datetime):
-                parsed = src.dt.date()
-            else:
-                parsed = src.cast(pl.Date, strict=False)
-            rule = "not a date in ISO format YYYY-MM-DD"
-        elif col.dtype in (pl.Float64, pl.Int64):
-            parsed = src.cast(col.dtype, strict=False)
-            rule = f"not a number ({'integer' if col.dtype == pl.Int64 else 'decimal'} expected)"
-        else:
-            parsed = src.cast(pl.String)
-            rule = ""
-        exprs.append(parsed.alias(col.name))
-        if rule:
-            checks.append((col.name, rule, src.is_not_null() & parsed.is_null()))
-    return exprs, checks
-
-
-def coerce_table(raw: pl.DataFrame, spec: TableSpec, file: str) -> tuple[pl.DataFrame, list[Problem]]:
-    """Cast a table read from disk to the contract's types, reporting unparseable values per column.
-
-    Missing required columns are reported; optional absent columns are left absent. Empty strings count
-    as missing values. Returns the typed frame, with a `__row__` column (1-based data row) and without the
-    rows that failed to parse (they are reported here, so later rules don't report them twice).
-    """
-    problems: list[Problem] = []
-    missing = [c for c in spec.required_columns if c not in raw.columns]
-    for c in missing:
-        problems.append(
-            Problem(file, c, f"required column is missing (columns found: {', '.join(raw.columns)})")
-        )
-    exprs, checks = cast_exprs(raw.schema, spec)
-    raw = raw.with_row_index(ROW, offset=1)
-    typed = raw.with_columns(exprs) if exprs else raw
-    any_bad = pl.lit(False)
-    if checks:
-        flags = raw.select([m.alias(f"_bad_{name}") for name, _, m in checks])
-        for name, rule, _ in checks:
-            mask = flags[f"_bad_{name}"]
-            n = int(mask.sum())
-            if n:
-                vals = raw.filter(mask)[name].head(MAX_EXAMPLES).to_list()
-                rows = [int(i) + 1 for i in mask.arg_true().head(MAX_EXAMPLES).to_list()]
-                problems.append(
-                    Problem(
-                        file, name, rule, n, [f"row {r}: {v!r}" for r, v in zip(rows, vals, strict=False)]
-                    )
-                )
-        any_bad = pl.any_horizontal([m for _, _, m in checks])
-    keep = [ROW] + [c.name for c in spec.columns if c.name in typed.columns]
-    return typed.filter(~raw.select(any_bad.alias("b"))["b"]).select(keep), problems
-
-
-# ---------------------------------------------------------------- single-table rules (pandera)
-
-
-def _schema(spec: TableSpec) -> pa.DataFrameSchema:
-    checks: dict[str, list[pa.Check]] = {
-        "category": [
-            pa.Check.isin(list(CATEGORIES), error=f"category must be one of {', '.join(CATEGORIES)}")
-        ],
-        "kind": [pa.Check.isin(list(EVENT_KINDS), error=f"kind must be one of {', '.join(EVENT_KINDS)}")],
-        "revenue": [pa.Check.ge(0, error="must be >= 0")],
-        "grams": [pa.Check.ge(0, error="must be >= 0")],
-        "days_of_cover": [pa.Check.ge(0, error="must be >= 0")],
-        "population": [pa.Check.gt(0, error="must be > 0")],
-        "store_id": [pa.Check.str_length(min_value=1, error="must not be empty")],
-        "scope": [
-            pa.Check.str_matches(
-                r"^(all|region:.+|store:.+)$", error="must be 'all', 'region:<name>' or 'store:<id>'"
-            )
-        ],
-    }
-    if spec.name == "series":
-        checks.pop("store_id", None)
-    cols = {
-        c.name: pa.Column(c.dtype, checks=checks.get(c.name, []), nullable=c.nullable, required=c.required)
-        for c in spec.columns
-    }
-    return pa.DataFrameSchema(cols, strict=False, coerce=False, name=spec.name)
-
-
 _NULL_RULE = "missing value (column must not be empty)"
 
 
-def check_table(df: pl.DataFrame, spec: TableSpec, file: str) -> list[Problem]:
-    """Column rules (nulls, ranges, allowed values) via pandera, plus key uniqueness and emptiness."""
-    problems: list[Problem] = []
-    if df.height == 0:
-        return [Problem(file, None, "table is empty (no data rows)")]
-    try:
-        _schema(spec).validate(df, lazy=True)
-    except SchemaErrors as err:
-        fc = err.failure_cases
-        for (column, check), grp in fc.group_by(["column", "check"], maintain_order=True):
-            if column is None:
-                continue
-            rule = _NULL_RULE if check == "not_nullable" else str(check)
-            idx = grp["index"].drop_nulls().head(MAX_EXAMPLES).to_list()
-            rows = [int(df[ROW][int(i)]) if ROW in df.columns else int(i) + 1 for i in idx]
-            vals = grp["failure_case"].head(MAX_EXAMPLES).to_list()
-            ex = [f"row {r}: {v}" for r, v in zip(rows, vals, strict=False)] if rows else _examples(vals)
-            problems.append(Problem(file, column, rule, grp.height, ex))
-    key = [k for k in spec.key if k in df.columns]
-    if key and len(key) == len(spec.key):
-        dup = df.filter(pl.struct(key).is_duplicated())
-        if dup.height:
-            ex = _examples(
-                ", ".join(f"{k}={v}" for k, v in r.items())
-                for r in dup.select(key).unique(maintain_order=True).head(5).iter_rows(named=True)
+def collect(lf: pl.LazyFrame) -> pl.DataFrame:
+    """Run a query on the streaming engine (memory bounded by chunk size, not table size)."""
+    return lf.collect(engine="streaming")
+
+
+# ---------------------------------------------------------------- stored types (checked before casting)
+
+_EXPECTED = {
+    pl.Date: "a date (Parquet date or timestamp, or ISO text YYYY-MM-DD)",
+    pl.Float64: "a number (integer or floating point, or text)",
+    pl.Int64: "an integer (or text)",
+    pl.String: "text (or an integer identifier)",
+}
+
+
+def _accepts(target: object, stored: pl.DataType) -> bool:
+    """Can a column stored as `stored` be read as the contract type `target` without guessing?"""
+    if stored == pl.Null or isinstance(stored, pl.String | pl.Categorical | pl.Enum):
+        return True
+    if target == pl.Date:
+        return isinstance(stored, pl.Date | pl.Datetime)
+    if target == pl.Float64:
+        return stored.is_numeric()
+    if target == pl.Int64:
+        return stored.is_integer() or stored.is_float()
+    return stored.is_integer()  # identifiers stored as integers read as text
+
+
+def check_stored_types(schema: pl.Schema, spec: TableSpec, file: str) -> list[Problem]:
+    """A problem per column whose physical type cannot hold the contract type (e.g. a date stored as
+    Int64 or Binary, revenue as Boolean or List); checked on the schema, before any value is cast."""
+    return [
+        Problem(file, c.name, f"stored as {cut(str(schema[c.name]), 40)}, but must be {_EXPECTED[c.dtype]}")
+        for c in spec.columns
+        if c.name in schema and not _accepts(c.dtype, schema[c.name])
+    ]
+
+
+# ---------------------------------------------------------------- parsing (stored -> contract types)
+
+
+def _clean(name: str, stored: pl.DataType) -> pl.Expr:
+    """The stored column with text trimmed and empty text as missing."""
+    src = pl.col(name)
+    if isinstance(stored, pl.Categorical | pl.Enum):
+        src, stored = src.cast(pl.String), pl.String
+    if stored == pl.String:
+        text = src.str.strip_chars()
+        return pl.when(text == "").then(None).otherwise(text)
+    return src
+
+
+def parse_expr(col: ColumnSpec, stored: pl.DataType, src: pl.Expr | None = None) -> pl.Expr:
+    """Expression turning the stored column into its contract type (null where it does not parse).
+
+    `src` is the cleaned stored column (`_clean`), when already computed."""
+    src = _clean(col.name, stored) if src is None else src
+    text = stored == pl.String or isinstance(stored, pl.Categorical | pl.Enum)
+    if col.dtype == pl.Date:
+        if text:
+            return src.str.to_date("%Y-%m-%d", strict=False)
+        return src.dt.date() if isinstance(stored, pl.Datetime) else src.cast(pl.Date, strict=False)
+    if col.dtype == pl.Int64 and stored.is_float():
+        return pl.when(src == src.round()).then(src).cast(pl.Int64, strict=False)
+    if col.dtype in (pl.Float64, pl.Int64):
+        return src.cast(col.dtype, strict=False)
+    return src.cast(pl.String)
+
+
+def cast_exprs(schema: pl.Schema, spec: TableSpec) -> list[pl.Expr]:
+    """Contract-typed expressions for every present column (the same typing whether cached or not)."""
+    return [parse_expr(c, schema[c.name]).alias(c.name) for c in spec.columns if c.name in schema]
+
+
+def _s(name: str) -> str:
+    return f"__s_{name}"  # the stored value, cleaned
+
+
+def _v(name: str) -> str:
+    return f"__v_{name}"  # the parsed value
+
+
+def staged(lf: pl.LazyFrame, schema: pl.Schema, spec: TableSpec) -> pl.LazyFrame:
+    """`lf` plus, per present column, its cleaned stored value and its parsed value, each computed once
+    (so the many rule masks of `column_checks` do not re-parse)."""
+    cols = [c for c in spec.columns if c.name in schema]
+    lf = lf.with_columns([_clean(c.name, schema[c.name]).alias(_s(c.name)) for c in cols])
+    stored = {
+        c.name: pl.String if isinstance(schema[c.name], pl.Categorical | pl.Enum) else schema[c.name]
+        for c in cols
+    }
+    return lf.with_columns(
+        [parse_expr(c, stored[c.name], pl.col(_s(c.name))).alias(_v(c.name)) for c in cols]
+    )
+
+
+def typed_rows(stage: pl.LazyFrame, schema: pl.Schema, spec: TableSpec) -> pl.LazyFrame:
+    """Rows of a `staged` frame whose values all parse, as contract types, with their row numbers."""
+    cols = [c.name for c in spec.columns if c.name in schema]
+    return stage.filter(parsed_ok(schema, spec)).select(ROW, *[pl.col(_v(c)).alias(c) for c in cols])
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule on one column: `mask` is True on rows that break it; `show` are columns to echo."""
+
+    column: str
+    rule: str
+    mask: pl.Expr
+    show: tuple[str, ...]
+    parse: bool = False  # a value that does not parse (such rows are left out of cross-table rules)
+
+
+def _value_rules(spec: TableSpec) -> dict[str, list[tuple[str, Callable[[pl.Expr], pl.Expr]]]]:
+    """Rules on parsed values: mapping column -> [(rule text, bad(value) expression)]."""
+    ge0 = [("must be >= 0", lambda v: v < 0)]
+    rules: dict[str, list[tuple[str, Callable[[pl.Expr], pl.Expr]]]] = {
+        "category": [
+            (f"category must be one of {', '.join(CATEGORIES)}", lambda v: ~v.is_in(list(CATEGORIES)))
+        ],
+        "kind": [(f"kind must be one of {', '.join(EVENT_KINDS)}", lambda v: ~v.is_in(list(EVENT_KINDS)))],
+        "revenue": ge0,
+        "grams": ge0,
+        "days_of_cover": ge0,
+        "population": [("must be > 0", lambda v: v <= 0)],
+        "scope": [
+            (
+                "must be 'all', 'region:<name>' or 'store:<id>'",
+                lambda v: ~v.str.contains(r"^(all|region:.+|store:.+)$"),
             )
-            problems.append(
-                Problem(
-                    file, ", ".join(key), f"duplicate key ({', '.join(key)} must be unique)", dup.height, ex
+        ],
+    }
+    return rules
+
+
+def column_checks(schema: pl.Schema, spec: TableSpec) -> list[Check]:
+    """Every per-row rule of the table's present columns: parses, is finite, not missing, in range.
+
+    Masks read the columns of `staged`, so all run in one pass over the file; a value that fails to
+    parse is reported once (not again as missing or out of range).
+    """
+    checks: list[Check] = []
+    rules = _value_rules(spec)
+    for col in spec.columns:
+        if col.name not in schema:
+            continue
+        src, val = pl.col(_s(col.name)), pl.col(_v(col.name))
+        bad_parse = src.is_not_null() & val.is_null()
+        if col.dtype == pl.Date:
+            checks.append(
+                Check(col.name, "not a date in ISO format YYYY-MM-DD", bad_parse, (col.name,), True)
+            )
+        elif col.dtype in (pl.Float64, pl.Int64):
+            kind = "integer" if col.dtype == pl.Int64 else "decimal"
+            checks.append(Check(col.name, f"not a number ({kind} expected)", bad_parse, (col.name,), True))
+        if col.dtype == pl.Float64:
+            checks.append(
+                Check(
+                    col.name,
+                    "not a finite number (inf and nan are not amounts)",
+                    ~val.is_finite(),
+                    (col.name,),
                 )
             )
-    return problems
+        if not col.nullable:
+            checks.append(Check(col.name, _NULL_RULE, src.is_null(), (col.name,)))
+        for rule, bad in rules.get(col.name, []):
+            checks.append(Check(col.name, rule, bad(val), (col.name,)))
+    return checks
+
+
+def parsed_ok(schema: pl.Schema, spec: TableSpec) -> pl.Expr:
+    """True on rows whose every present value parses (cross-table rules only look at these)."""
+    masks = [c.mask for c in column_checks(schema, spec) if c.parse]
+    return ~pl.any_horizontal(masks).fill_null(False) if masks else pl.lit(True)
+
+
+def _echo(value: object, n: int) -> str:
+    return "(empty)" if value is None else short(value, n)
+
+
+def _example(row: dict, show: tuple[str, ...]) -> str:
+    if len(show) == 1:
+        return f"row {row[ROW]}: {_echo(row[show[0]], 60)}"
+    return f"row {row[ROW]} ({', '.join(f'{c}={_echo(row[c], 30)}' for c in show)})"
+
+
+def check_columns(
+    lf: pl.LazyFrame, checks: list[Check], file: str, extra: dict[str, pl.Expr] | None = None
+) -> tuple[list[Problem], dict[str, int]]:
+    """Count rows, every check's bad rows and the `extra` aggregates in one streaming pass; fetch a few
+    example rows (a second, early-stopping pass) only for the checks that fail. Returns the problems
+    and the counts ("n" is the row count, then one entry per `extra` name)."""
+    aggs = [c.mask.fill_null(False).sum().alias(f"c{i}") for i, c in enumerate(checks)]
+    aggs += [e.alias(k) for k, e in (extra or {}).items()]
+    counts = collect(lf.select(pl.len().alias("n"), *aggs)).row(0, named=True)
+    problems = []
+    for i, c in enumerate(checks):
+        n = int(counts[f"c{i}"] or 0)
+        if n:
+            rows = collect(lf.filter(c.mask.fill_null(False)).select(ROW, *c.show).head(MAX_EXAMPLES))
+            ex = [_example(r, c.show) for r in rows.iter_rows(named=True)]
+            problems.append(Problem(file, c.column, c.rule, n, ex))
+    return problems, {k: int(counts[k] or 0) for k in ("n", *(extra or {}))}
+
+
+def run_checks(lf: pl.LazyFrame, checks: list[Check], file: str) -> list[Problem]:
+    """`check_columns` without the counts."""
+    return check_columns(lf, checks, file)[0]
+
+
+_MONTHLY_RULE = "monthly dataset: dates must be month starts (day 1)"
+_DAILY_RULE = "manifest says frequency: daily but every date is a month start; set frequency: monthly"
+
+
+def frequency_checks(
+    schema: pl.Schema, spec: TableSpec, frequency: object
+) -> tuple[list[Check], dict[str, pl.Expr]]:
+    """The declared frequency as rules on a `staged` frame, run in the same pass as `column_checks`:
+    monthly rows must be dated at month starts; for a daily table, aggregates telling whether every
+    date is a month start (then `daily_problem` flags it)."""
+    if "date" not in schema or spec.name not in ("sales", "inventory", "series"):
+        return [], {}
+    day = pl.col(_v("date")).dt.day()
+    if frequency == "monthly":
+        return [Check("date", _MONTHLY_RULE, day != 1, ("date",))], {}
+    if frequency == "daily" and spec.name in ("sales", "series"):
+        return [], {"dates": pl.col(_v("date")).drop_nulls().n_unique(), "not_month_start": (day != 1).sum()}
+    return [], {}
+
+
+def daily_problem(typed: pl.LazyFrame, counts: dict[str, int], file: str) -> list[Problem]:
+    """Flag a table declared daily whose dates (three or more) are all month starts."""
+    if counts.get("dates", 0) < 3 or counts.get("not_month_start", 1):
+        return []
+    first = collect(typed.select(pl.col("date").drop_nulls().unique().sort().head(3)))["date"]
+    return [Problem(file, "date", _DAILY_RULE, counts["dates"], [str(d) for d in first.to_list()])]
+
+
+CONFIRM_LIMIT = 10_000
+"""Duplicate-hash groups confirmed on the real key values; beyond that the count comes from the hashes."""
+
+
+def _duplicate_hashes(typed: pl.LazyFrame, h: pl.Expr) -> tuple[np.ndarray, int]:
+    """Hash values occurring more than once, and the number of rows carrying them.
+
+    Only the 8-byte hashes are held (sorted in place with numpy): a hash table of every key, as a
+    group-by builds, costs several times more per row."""
+    col = collect(typed.select(h))
+    a = col.to_series().to_numpy(writable=True)
+    del col
+    a.sort()
+    same = a[1:] == a[:-1]
+    in_group = np.zeros(a.size, dtype=bool)
+    in_group[1:] |= same
+    in_group[:-1] |= same
+    return np.unique(a[1:][same]), int(in_group.sum())
+
+
+def check_key(typed: pl.LazyFrame, spec: TableSpec, file: str) -> list[Problem]:
+    """Key uniqueness in bounded memory: sort a 64-bit hash of the key, then confirm the repeated hashes
+    on the real key values (so a hash collision never produces a false report)."""
+    key = list(spec.key)
+    if not key or not set(key) <= set(typed.collect_schema().names()):
+        return []
+    h = pl.struct(key).hash(seed=7).alias("__h")
+    cand, n_rows = _duplicate_hashes(typed, h)
+    if not cand.size:
+        return []
+    confirm = pl.DataFrame({"__h": cand[:CONFIRM_LIMIT]}, schema={"__h": pl.UInt64})
+    dup = collect(
+        typed.with_columns(h)
+        .join(confirm.lazy(), on="__h", how="semi")
+        .group_by(key)
+        .agg(pl.len().alias("n"), pl.col(ROW).min().alias("first"))
+        .filter(pl.col("n") > 1)
+        .sort("first")
+    )
+    if not dup.height:
+        return []
+    if cand.size <= CONFIRM_LIMIT:
+        n_rows = int(dup["n"].sum())
+    ex = [
+        ", ".join(f"{k}={short(r[k], 30)}" for k in key) for r in dup.head(MAX_EXAMPLES).iter_rows(named=True)
+    ]
+    rule = f"duplicate key ({', '.join(key)} must be unique)"
+    return [Problem(file, ", ".join(key), rule, n_rows, ex)]
 
 
 # ---------------------------------------------------------------- cross-table and date rules
 
 
-def check_dates(df: pl.DataFrame, file: str, lo: str, hi: str) -> list[Problem]:
+def check_dates(typed: pl.LazyFrame, file: str, lo: str, hi: str) -> list[Problem]:
     """`hi` must be on or after `lo` where both are present."""
-    if lo not in df.columns or hi not in df.columns:
+    if not {lo, hi} <= set(typed.collect_schema().names()):
         return []
-    n, ex = _row_examples(df, pl.col(hi) < pl.col(lo), [lo, hi])
-    return [Problem(file, hi, f"{hi} is before {lo}", n, ex)] if n else []
-
-
-def check_month_starts(df: pl.DataFrame, file: str, col: str) -> list[Problem]:
-    """Monthly datasets date every row at the first day of its month."""
-    if col not in df.columns:
-        return []
-    n, ex = _row_examples(df, pl.col(col).dt.day() != 1, [col])
-    return [Problem(file, col, "monthly dataset: dates must be month starts (day 1)", n, ex)] if n else []
-
-
-def check_daily_not_monthly(df: pl.DataFrame, file: str, col: str = "date") -> list[Problem]:
-    """Flag a dataset declared daily whose dates are all month starts over several months."""
-    dates = df.get_column(col).drop_nulls().unique()
-    if dates.len() >= 3 and bool((dates.dt.day() == 1).all()):
-        return [
-            Problem(
-                file,
-                col,
-                "manifest says frequency: daily but every date is a month start; set frequency: monthly",
-                dates.len(),
-                _examples(dates.sort().head(3).to_list()),
-            )
-        ]
-    return []
+    return run_checks(typed, [Check(hi, f"{hi} is before {lo}", pl.col(hi) < pl.col(lo), (lo, hi))], file)
 
 
 def check_store_refs(
-    sales: pl.DataFrame, stores: pl.DataFrame, file: str, what: str = "sales"
+    rows: pl.LazyFrame, stores: pl.LazyFrame, file: str, what: str = "sales"
 ) -> list[Problem]:
     """Every store_id must exist in stores and the row's date must fall within its open dates."""
-    problems: list[Problem] = []
-    known = stores.select("store_id", "opened_on", "closed_on").unique("store_id")
-    unknown = sales.join(known, on="store_id", how="anti")
-    if unknown.height:
-        ids = unknown["store_id"].unique(maintain_order=True).head(MAX_EXAMPLES).to_list()
+    known = (
+        stores.select("store_id", "opened_on", "closed_on")
+        .unique("store_id")
+        .with_columns(pl.lit(True).alias("__known"))
+    )
+    j = rows.select(ROW, "date", "store_id").join(known, on="store_id", how="left")
+    unknown = pl.col("__known").is_null()
+    outside = (
+        ~unknown
+        & pl.col("date").is_not_null()
+        & (
+            (pl.col("date") < pl.col("opened_on"))
+            | (pl.col("closed_on").is_not_null() & (pl.col("date") > pl.col("closed_on")))
+        )
+    )
+    counts = collect(j.select(unknown.sum().alias("u"), outside.sum().alias("o")))
+    problems = []
+    n_unknown, n_outside = int(counts["u"].item()), int(counts["o"].item())
+    if n_unknown:
+        ids = collect(j.filter(unknown).select("store_id").unique(maintain_order=True).head(MAX_EXAMPLES))
         problems.append(
-            Problem(file, "store_id", "store_id not found in stores", unknown.height, _examples(ids))
-        )
-    if "date" in sales.columns:
-        keep = [c for c in (ROW, "date", "store_id") if c in sales.columns]
-        j = sales.select(keep).join(known, on="store_id", how="inner")
-        outside = (pl.col("date") < pl.col("opened_on")) | (
-            pl.col("closed_on").is_not_null() & (pl.col("date") > pl.col("closed_on"))
-        )
-        n, ex = _row_examples(j, outside, ["store_id", "date", "opened_on", "closed_on"])
-        if n:
-            problems.append(
-                Problem(
-                    file, "date", f"{what} row outside the store's open dates (opened_on..closed_on)", n, ex
-                )
+            Problem(
+                file,
+                "store_id",
+                "store_id not found in stores",
+                n_unknown,
+                [short(i) for i in ids["store_id"]],
             )
+        )
+    if n_outside:
+        show = ("store_id", "date", "opened_on", "closed_on")
+        rows_ex = collect(j.filter(outside).select(ROW, *show).sort(ROW).head(MAX_EXAMPLES))
+        problems.append(
+            Problem(
+                file,
+                "date",
+                f"{what} row outside the store's open dates (opened_on..closed_on)",
+                n_outside,
+                [_example(r, show) for r in rows_ex.iter_rows(named=True)],
+            )
+        )
     return problems
 
 
+# ---------------------------------------------------------------- manifest
+
+_TEXT_FIELDS = ("name", "description", "source", "frequency", "currency", "region")
+
+
 def check_manifest(manifest: object, file: str) -> list[Problem]:
-    """Required manifest fields and their allowed values."""
+    """Required manifest fields, their types (text, or a mapping for truth) and allowed values."""
     if not isinstance(manifest, dict):
         return [Problem(file, None, "manifest must be a YAML mapping of fields (name, description, ...)")]
     problems = [
@@ -261,25 +394,24 @@ def check_manifest(manifest: object, file: str) -> list[Problem]:
         for k in MANIFEST_REQUIRED
         if manifest.get(k) in (None, "")
     ]
-    if manifest.get("source") not in (None, "") and manifest["source"] not in SOURCES:
-        problems.append(
-            Problem(file, "source", f"must be one of {', '.join(SOURCES)}", 1, [repr(manifest["source"])])
-        )
-    if manifest.get("frequency") not in (None, "") and manifest["frequency"] not in FREQUENCIES:
-        problems.append(
-            Problem(
-                file,
-                "frequency",
-                f"must be one of {', '.join(FREQUENCIES)}",
-                1,
-                [repr(manifest["frequency"])],
-            )
-        )
+    for k in _TEXT_FIELDS:
+        v = manifest.get(k)
+        if v not in (None, "") and not isinstance(v, str) and k != "currency":
+            problems.append(Problem(file, k, f"must be text, not {type(v).__name__}", 1, [short(v)]))
+    allowed = {"source": SOURCES, "frequency": FREQUENCIES}
+    for k, values in allowed.items():
+        v = manifest.get(k)
+        if isinstance(v, str) and v and v not in values:
+            problems.append(Problem(file, k, f"must be one of {', '.join(values)}", 1, [short(v)]))
     if manifest.get("source") == "synthetic" and not isinstance(manifest.get("truth"), dict):
         problems.append(Problem(file, "truth", "generated (synthetic) data must carry a truth: mapping"))
+    elif manifest.get("truth") is not None and not isinstance(manifest.get("truth"), dict):
+        problems.append(Problem(file, "truth", "must be a mapping of ground-truth parameters"))
     cur = manifest.get("currency")
-    if isinstance(cur, str) and cur and not (len(cur) == 3 and cur.isalpha() and cur.isupper()):
+    if cur not in (None, "") and not (
+        isinstance(cur, str) and len(cur) == 3 and cur.isascii() and cur.isalpha() and cur.isupper()
+    ):
         problems.append(
-            Problem(file, "currency", "must be a 3-letter ISO currency code such as CAD", 1, [repr(cur)])
+            Problem(file, "currency", "must be a 3-letter ISO currency code such as CAD", 1, [short(cur)])
         )
     return problems

@@ -1,0 +1,83 @@
+"""Read a dataset once per build: its validated, typed tables cached as Arrow IPC by content fingerprint.
+
+The first load of a dataset (after validation) writes each table, already cast to the contract types,
+to `$XDG_CACHE_HOME/cannabis_market/typed/<key>/<table>.arrow` (uncompressed IPC, written by a
+streaming sink so memory stays bounded). Later loads of the same content -- every notebook kernel of a
+build, every re-run -- memory-map those files instead of parsing CSV or decoding Parquet again. The key
+is the content fingerprint plus the validator version, so an edited dataset never reads stale rows.
+Only the most recent entries are kept; `CM_TYPED_CACHE=0` turns the cache off. Failures to write (a
+read-only or full disk) only cost the speed-up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+
+KEEP = 3
+"""Datasets kept in the cache (most recently used first); older entries are removed."""
+COMPLETE = ".complete"
+
+
+def cache_root() -> Path:
+    """`$XDG_CACHE_HOME/cannabis_market/typed` (default `~/.cache/...`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "cannabis_market" / "typed"
+
+
+def enabled() -> bool:
+    return os.environ.get("CM_TYPED_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def scan_cached(key: str, names: list[str]) -> dict[str, pl.LazyFrame] | None:
+    """Memory-mapped scans of the cached tables `names` under `key`, or None when not (fully) cached."""
+    folder = cache_root() / key
+    if not enabled() or not (folder / COMPLETE).is_file():
+        return None
+    files = {n: folder / f"{n}.arrow" for n in names}
+    if not all(f.is_file() for f in files.values()):
+        return None
+    try:
+        os.utime(folder / COMPLETE)  # most recently used
+        return {n: pl.scan_ipc(f, glob=False) for n, f in files.items()}
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+
+
+def store(key: str, tables: dict[str, pl.LazyFrame]) -> bool:
+    """Write `tables` under `key` (into a temporary folder, renamed when complete); True on success."""
+    if not enabled():
+        return False
+    root = cache_root()
+    final, tmp = root / key, root / f".tmp-{key}-{os.getpid()}"
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name, lf in tables.items():
+            lf.sink_ipc(tmp / f"{name}.arrow", compression="uncompressed", engine="streaming")
+        (tmp / COMPLETE).touch()
+        if final.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _prune(root, keep=key)
+        return True
+    except (OSError, pl.exceptions.PolarsError):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return False
+
+
+def discard(key: str) -> None:
+    """Remove the entry `key` (e.g. its source changed while it was written)."""
+    shutil.rmtree(cache_root() / key, ignore_errors=True)
+
+
+def _prune(root: Path, keep: str) -> None:
+    """Remove all but the KEEP most recently used complete entries (never `keep`)."""
+    entries = [p for p in root.iterdir() if p.is_dir() and (p / COMPLETE).is_file()]
+    entries.sort(key=lambda p: (p / COMPLETE).stat().st_mtime, reverse=True)
+    for old in entries[KEEP:]:
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
