@@ -27,7 +27,8 @@ against that file's folder, and defaults stay relative to the notebook's folder 
 
 Command-line strings (``-p KEY=VALUE``) are converted to the declared type: dates ``2022-08-05``;
 lists ``a,b`` or JSON ``["a", "b"]``; numbers; booleans ``true/false/yes/no/on/off/1/0``; nullable
-parameters accept ``null``/``none``.
+parameters accept ``null``/``none``. A single value where a list is declared is a one-item list
+(``-p controls=none`` -> ``["none"]``; in YAML ``controls: none`` too).
 """
 
 from __future__ import annotations
@@ -359,6 +360,8 @@ def coerce_value(param: Param, value: Any) -> Any:
         raise ValueError("may not be null")
     if isinstance(value, str) and param.type not in ("str", "path"):
         return convert_string(param, value)
+    if param.type.startswith("list[") and not isinstance(value, list | tuple):
+        value = [value]  # a single value where a list is declared (YAML `controls: none`)
     try:
         return _check_value(param.type, value)
     except ValueError as exc:
@@ -372,7 +375,12 @@ def parse_assignments(items: list[str] | None) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise InputError(f"-p {item!r}: expected KEY=VALUE, e.g. -p region=Toronto")
+            hint = (
+                f"; papermill's '-p {key} VALUE' is written '-p {key}=VALUE' here"
+                if key and key.isidentifier()
+                else ""
+            )
+            raise InputError(f"-p {item!r}: expected KEY=VALUE, e.g. -p region=Toronto{hint}")
         out[key] = value
     return out
 
