@@ -64,6 +64,17 @@ def _jobs(text: str) -> int:
     return value
 
 
+def _assignment(text: str) -> str:
+    """``-p`` value: must be KEY=VALUE (papermill's ``-p KEY VALUE`` gets a hint at parse time)."""
+    from cannabis_market.reports.params import parse_assignments
+
+    try:
+        parse_assignments([text])
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of the ``report`` command (shared by the main CLI and ``python -m``)."""
     p.add_argument(
@@ -79,6 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--param",
         dest="params",
         action="append",
+        type=_assignment,
         default=[],
         metavar="KEY=VALUE",
         help="set a notebook parameter (repeatable); applies to every selected run",

@@ -70,8 +70,7 @@ def locked_out(out: str | Path, lock_timeout: float) -> Iterator[Path]:
     """Claim the output folder (marker), hold its lock and clean up after a killed command."""
     from filelock import FileLock, Timeout
 
-    out_root = Path(out).resolve()
-    layout.claim_out(out_root)
+    out_root = layout.claim_out(Path(out))
     lock_path = out_root / layout.LOCK_NAME
     lock = FileLock(str(lock_path))
     try:
@@ -151,7 +150,7 @@ def prune_reports(
 ) -> list[str]:
     """``report --prune``: remove runs of reports that are no longer jobs and failed runs older than
     their report's last good run (only runner-made folders), then rewrite the index."""
-    out_root = Path(out).resolve()
+    out_root = layout.check_out(Path(out))
     if not out_root.exists():
         echo(f"nothing to prune: {out_root} does not exist")
         return []

@@ -35,17 +35,11 @@ def load_yaml_file(path: Path, what: str, max_bytes: int = MAX_YAML_BYTES) -> An
         """SafeLoader that refuses anchors and aliases, so nothing can expand exponentially."""
 
         def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D401 - PyYAML hook
-            if self.check_event(yaml.AliasEvent):
-                mark = self.peek_event().start_mark
-                raise InputError(
-                    f"{path}: line {mark.line + 1}: YAML aliases (*name) are not allowed in {what}"
-                )
             event = self.peek_event()
-            anchor = getattr(event, "anchor", None)
-            if anchor is not None:
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
                 raise InputError(
-                    f"{path}: line {event.start_mark.line + 1}: YAML anchors (&{anchor}) are not allowed "
-                    f"in {what}"
+                    f"{path}: line {event.start_mark.line + 1}: YAML anchors and aliases (&name, *name) "
+                    f"are not allowed in {what}; write the values out"
                 )
             return super().compose_node(parent, index)
 

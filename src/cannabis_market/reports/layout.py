@@ -53,10 +53,12 @@ def _is_slug(slug: str) -> bool:
     )
 
 
-def check_out(out_root: Path) -> None:
-    """InputError unless ``out_root`` can be used as the output folder (see module docstring). Writes nothing."""
-    if out_root.is_symlink() and not out_root.exists():
-        raise InputError(f"--out {out_root}: is a broken symbolic link")
+def check_out(out: Path) -> Path:
+    """The resolved output folder; InputError unless it can be used (see module docstring). Writes nothing."""
+    raw = Path(out).absolute()
+    if raw.is_symlink() and not raw.exists():
+        raise InputError(f"--out {raw}: is a broken symbolic link")
+    out_root = raw.resolve()
     if out_root.exists() and not out_root.is_dir():
         raise InputError(f"--out {out_root}: exists and is not a folder; choose a folder for the reports")
     if not out_root.is_dir():
@@ -65,9 +67,9 @@ def check_out(out_root: Path) -> None:
                 if not parent.is_dir():
                     raise InputError(f"--out {out_root}: {parent} is a file, not a folder")
                 break
-        return
+        return out_root
     if (out_root / OUT_MARKER).is_file():
-        return
+        return out_root
     try:
         entries = sorted(p.name for p in out_root.iterdir())
     except OSError as exc:
@@ -78,11 +80,13 @@ def check_out(out_root: Path) -> None:
             f"--out {out_root}: the folder is not empty ({shown}) and was not created by "
             f"`cannabis-market report` (no {OUT_MARKER} file); choose a new or empty folder"
         )
+    return out_root
 
 
-def claim_out(out_root: Path) -> None:
-    """Create the output folder (or adopt an empty one) and write its marker; InputError when refused."""
-    check_out(out_root)
+def claim_out(out: Path) -> Path:
+    """Create the output folder (or adopt an empty one), write its marker and return its resolved path;
+    InputError when refused."""
+    out_root = check_out(out)
     try:
         (out_root / WORK_DIR / "tmp").mkdir(parents=True, exist_ok=True)
         marker = out_root / OUT_MARKER
@@ -90,6 +94,7 @@ def claim_out(out_root: Path) -> None:
             marker.write_text(_MARKER_TEXT.format(name=RUN_MARKER), encoding="utf-8")
     except OSError as exc:
         raise InputError(f"--out {out_root}: cannot write there ({exc.strerror or exc})") from None
+    return out_root
 
 
 def run_dir(out_root: Path, report: str, slug: str) -> Path:

@@ -270,8 +270,7 @@ def plan(
     file_path: Path | None = None,
 ) -> Plan:
     """Decide every run: validate parameters for all of them first (InputError lists every problem)."""
-    out_root = Path(out).resolve()
-    layout.check_out(out_root)
+    out_root = layout.check_out(Path(out))
     given = _Given(dict(overrides or {}), dict(file_values or {}), file_path, (cwd or Path.cwd()).resolve())
     result = Plan()
     problems: list[str] = []
