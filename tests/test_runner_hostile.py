@@ -181,7 +181,22 @@ def test_notebook_file_name_that_is_not_a_safe_report_name(box, file_name):
 
 
 @pytest.mark.parametrize(
-    "name", ["../x", "..", ".", "/abs", "a/b", "café", "x" * 101, 5, None, ".hidden", "a\\b"]
+    "name",
+    [
+        "../x",
+        "..",
+        ".",
+        "/abs",
+        "a/b",
+        "café",
+        "x" * 101,
+        5,
+        None,
+        ".hidden",
+        "a\\b",
+        "index.html",
+        "INDEX.HTML",
+    ],
 )
 def test_job_name_rules(box, name):
     cfg = box.jobs([{"name": name, "notebook": "nbs/trivial.ipynb"}])
@@ -193,6 +208,39 @@ def test_duplicate_job_names(box):
     job = {"name": "t", "notebook": "nbs/trivial.ipynb"}
     err = refused(box, cfg=box.jobs([job, dict(job)]))
     assert "used by another job" in err
+
+
+def test_job_names_differing_only_in_case(box):
+    err = refused(
+        box,
+        cfg=box.jobs(
+            [{"name": "T", "notebook": "nbs/trivial.ipynb"}, {"name": "t", "notebook": "nbs/trivial.ipynb"}]
+        ),
+    )
+    assert "used by another job" in err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[]",
+        '{"cells": 5}',
+        '{"cells": [1]}',
+        '{"cells": [{"source": [1, 2]}]}',
+        '{"cells": [{"metadata": {"tags": 3}}]}',
+        "not json",
+    ],
+)
+def test_notebook_that_is_not_a_notebook(box, content):
+    (box.nbs / "odd.ipynb").write_text(content)
+    err = refused(box, cfg=box.jobs([{"name": "odd", "notebook": "nbs/odd.ipynb"}]))
+    assert "odd.ipynb" in err and "notebook" in err
+
+
+def test_reports_yml_that_is_a_device(box):
+    assert "not a regular file" in refused(box, cfg=Path("/dev/zero"))
+    err = refused(box, "-f", "/dev/zero", "params")
+    assert "must be a file" in err and "/dev/zero" in err
 
 
 def test_yaml_bomb_refused_fast(box):
@@ -257,7 +305,7 @@ def test_reports_yml_not_utf8(box):
 def test_reports_yml_is_a_folder_or_missing(box):
     (box.root / "cfgdir").mkdir()
     assert "file not found" in refused(box, cfg=box.root / "missing.yml")
-    assert "file" in refused(box, cfg=box.root / "cfgdir")
+    assert "not a regular file" in refused(box, cfg=box.root / "cfgdir")
 
 
 def test_grid_explosion_refused_fast(box):
@@ -327,6 +375,13 @@ def test_foreign_folder_at_a_runs_place_is_never_replaced(box):
     (box.out / "trivial" / "default" / "mine.txt").write_text("mine")
     err = refused(box, "trivial")
     assert "was not created by" in err and "trivial/default" in err
+
+
+def test_runner_folder_replaced_by_a_symlink(box):
+    layout.claim_out(box.out)
+    shutil.rmtree(box.out / layout.WORK_DIR)
+    (box.out / layout.WORK_DIR).symlink_to(box.victim)
+    assert "not a file or a link" in refused(box, "trivial")
 
 
 def test_report_folder_that_is_a_symlink_out_of_out(box):

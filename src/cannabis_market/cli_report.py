@@ -49,8 +49,8 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not 0 < value <= 1e7:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds (at most 1e7), got {text!r}")
     return value
 
 
@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         config_path = Path(args.config) if args.config else config.find_config()
         if args.config and not config_path.is_file():
-            raise InputError(f"--config {config_path}: file not found")
+            what = "not a regular file" if config_path.exists() else "file not found"
+            raise InputError(f"--config {config_path}: {what}")
         cfg = config.load_config(config_path)
         if args.list:
             print(plan.describe_plan(cfg, args.names))

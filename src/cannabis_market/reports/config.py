@@ -22,9 +22,13 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 MAX_GRID_RUNS = 1000
 
 
+_RESERVED = {"index.html"}  # the output folder's own index page
+
+
 def valid_name(name: object) -> bool:
-    """True for a report/job name that is safe as one folder name (no separators, no dot-only names)."""
-    return isinstance(name, str) and bool(_NAME_RE.match(name))
+    """True for a report/job name that is safe as one folder name (no separators, no dot-only names,
+    not the index page's name)."""
+    return isinstance(name, str) and bool(_NAME_RE.match(name)) and name.lower() not in _RESERVED
 
 
 def load_yaml_file(path: Path, what: str, max_bytes: int = MAX_YAML_BYTES) -> Any:
@@ -151,9 +155,9 @@ def _parse_job(item: Any, i: int, root: Path, seen: set[str], problems: list[str
     if not valid_name(name):
         problems.append(f"{label}: key 'name' must be a name of {NAME_RULE} (at most 100), got {name!r:.80}")
         return None
-    if name in seen:
+    if name.lower() in seen:  # case-insensitive: two such folders are one folder on macOS/Windows
         problems.append(f"{label}: key 'name': the name '{name}' is used by another job")
-    seen.add(name)
+    seen.add(name.lower())
     nb = item.get("notebook")
     if not isinstance(nb, str) or not nb.endswith(".ipynb"):
         problems.append(f"{label}: key 'notebook' must be the path of an .ipynb file, got {nb!r:.80}")

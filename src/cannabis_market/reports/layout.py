@@ -69,6 +69,11 @@ def check_out(out: Path) -> Path:
                 break
         return out_root
     if (out_root / OUT_MARKER).is_file():
+        work = out_root / WORK_DIR
+        if work.is_symlink() or (work.exists() and not work.is_dir()):
+            raise InputError(
+                f"--out {out_root}: {work} must be the runner's own folder, not a file or a link"
+            )
         return out_root
     try:
         entries = sorted(p.name for p in out_root.iterdir())

@@ -124,10 +124,29 @@ def read_parameters(notebook: str | Path) -> dict[str, Param]:
         raise InputError(f"notebook {path}: file not found") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"notebook {path}: cannot be read as a Jupyter notebook ({exc})") from None
+    if not _is_notebook(nb):
+        raise InputError(
+            f"notebook {path}: not a Jupyter notebook (expected a JSON object with a 'cells' list)"
+        )
     found = parameters_cell(nb)
     if found is None:
         return {}
     return parse_parameters_source(found[1], where=f"notebook {path.name}, parameters cell")
+
+
+def _is_notebook(nb: Any) -> bool:
+    """Just enough structure for the runner to read cells safely (nbformat validates the rest)."""
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells", []), list):
+        return False
+    for cell in nb.get("cells", []):
+        if not isinstance(cell, dict) or not isinstance(cell.get("metadata") or {}, dict):
+            return False
+        src = cell.get("source", "")
+        if not (isinstance(src, str) or (isinstance(src, list) and all(isinstance(x, str) for x in src))):
+            return False
+        if not isinstance((cell.get("metadata") or {}).get("tags") or [], list):
+            return False
+    return True
 
 
 def parse_parameters_source(source: str, where: str = "parameters cell") -> dict[str, Param]:
