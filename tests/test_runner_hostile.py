@@ -652,3 +652,61 @@ def test_timeout_is_a_failed_run_and_touches_nothing_else(box):
     assert code == 1 and "timed out after 1 s" in out, out + err
     assert outside(tree(box.root), "out") == outside(before, "out")
     assert json.loads((box.out / "s" / "default" / "results.json").read_text())["timed_out"] is True
+
+
+# ====================================================================== publish and recover
+
+
+def test_crash_between_the_two_renames_is_recovered(box, monkeypatch):
+    out = layout.claim_out(box.out)
+    good = _fake_run(out, "t", "default", "ok", "2026-01-01T00:00:00")
+    tmp = layout.new_tmp(out)
+    (tmp / "report.html").write_text("new")
+    real_rename = os.rename
+    calls = []
+
+    def crash_on_second(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the command is killed after the old run was moved aside
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        layout.publish(tmp, good, out)
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert not good.exists()
+    layout.recover(out)
+    assert (good / "report.html").read_text() == "<p>r</p>"
+    assert list((out / layout.WORK_DIR / "tmp").iterdir()) == []
+    assert list((out / layout.WORK_DIR / "old").iterdir()) == []
+
+
+def test_publish_never_replaces_a_folder_without_the_marker(box):
+    out = layout.claim_out(box.out)
+    mine = _fake_run(out, "t", "default", "ok", "2026-01-01T00:00:00", marked=False)
+    tmp = layout.new_tmp(out)
+    with pytest.raises(RuntimeError, match="not created by"):
+        layout.publish(tmp, mine, out)
+    assert (mine / "report.html").read_text() == "<p>r</p>"
+
+
+def test_recover_ignores_a_note_pointing_outside_out(box):
+    out = layout.claim_out(box.out)
+    old = out / layout.WORK_DIR / "old"
+    (old / "abcd").mkdir(parents=True)
+    (old / "abcd.json").write_text(json.dumps({"dest": "../victim/stolen"}))
+    before = outside(tree(box.root), "out")
+    layout.recover(out)
+    assert outside(tree(box.root), "out") == before and not (box.victim / "stolen").exists()
+    assert list(old.iterdir()) == []
+
+
+def test_private_files_live_in_the_runners_folder_and_go_with_pruned_runs(box):
+    out = layout.claim_out(box.out)
+    run_dir = _fake_run(out, "gone", "default", "ok", "2026-01-01T00:00:00")
+    private = layout.private_for(run_dir, out)
+    assert private == out / layout.WORK_DIR / "private" / "gone" / "default"
+    private.mkdir(parents=True)
+    (private / "executed.ipynb").write_text("{}")
+    assert layout.prune(out, ["trivial"]) == ["gone/default"] and not private.exists()

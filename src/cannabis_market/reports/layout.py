@@ -109,10 +109,10 @@ def run_dir(out_root: Path, report: str, slug: str) -> Path:
     return out_root / report / slug
 
 
-def private_dir(out_root: Path, report: str, slug: str) -> Path:
-    """Folder for a run's files that must never be linked from the index (e.g. an unfiltered notebook)."""
-    run_dir(out_root, report, slug)
-    return out_root / WORK_DIR / "private" / report / slug
+def private_for(dest: Path, out_root: Path) -> Path:
+    """Where files of the run published at ``dest`` go that the index must never link (e.g. an unfiltered
+    executed notebook): ``<out>/.cannabis-market/private/<report>/<slug>[/last-failure]``."""
+    return out_root / WORK_DIR / "private" / dest.relative_to(out_root)
 
 
 def check_run_place(out_root: Path, report: str, slug: str) -> str | None:
@@ -275,4 +275,5 @@ def _remove_run(folder: Path, out_root: Path, removed: list[str]) -> None:
     trash.parent.mkdir(parents=True, exist_ok=True)
     os.rename(folder, trash)
     shutil.rmtree(trash, ignore_errors=True)
+    shutil.rmtree(private_for(folder, out_root), ignore_errors=True)
     removed.append(folder.relative_to(out_root).as_posix())
