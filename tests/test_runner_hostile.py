@@ -596,12 +596,16 @@ def test_prune_removes_only_runner_runs_that_no_longer_belong(box):
     _fake_run(box.out, "trivial", "default", "ok", "2026-01-02T00:00:00")
     _fake_run(box.out, "trivial", "n=5", "failed", "2026-01-01T00:00:00")  # older than the last good one
     _fake_run(box.out, "trivial", "n=6", "failed", "2026-01-03T00:00:00")  # newer: kept
+    _fake_run(box.out, "params", "default", "ok", "2026-01-02T00:00:00")
+    _fake_run(box.out, "params", "n=2", "failed", "2026-01-01T00:00:00")
+    _fake_run(box.out, "trivial", "n=7", "failed", "2026-01-01T00:00:00+05:00")  # older, other zone
     _fake_run(box.out, "gone", "default", "ok", "2026-01-01T00:00:00")  # no longer a job
     _fake_run(box.out, "gone", "mine", "ok", "2026-01-01T00:00:00", marked=False)  # not ours
     before = tree(box.root)
     code, out, err = run("--config", box.cfg, "--out", box.out, "--prune")
     assert code == 0, err
-    assert "removed trivial/n=5" in out and "removed gone/default" in out
+    assert "removed trivial/n=5" in out and "removed gone/default" in out and "removed trivial/n=7" in out
+    assert "removed params/n=2" in out
     after = tree(box.root)
     assert outside(after, "out") == outside(before, "out")
     assert (box.out / "trivial" / "default").is_dir() and (box.out / "trivial" / "n=6").is_dir()
@@ -610,6 +614,19 @@ def test_prune_removes_only_runner_runs_that_no_longer_belong(box):
     assert {k: v for k, v in after.items() if k.startswith("out/gone/mine")} == {
         k: v for k, v in before.items() if k.startswith("out/gone/mine")
     }
+
+
+def test_prune_keeps_a_failing_cell_the_job_still_plans(box):
+    cfg = box.jobs([{"name": "g", "notebook": "nbs/trivial.ipynb", "grid": {"n": [1, 2]}}])
+    layout.claim_out(box.out)
+    _fake_run(box.out, "g", "n=1", "ok", "2026-01-02T00:00:00")
+    _fake_run(box.out, "g", "n=2", "failed", "2026-01-01T00:00:00")  # still in the grid: kept, visible
+    _fake_run(box.out, "g", "n=3", "failed", "2026-01-01T00:00:00")  # an old -p n=3 that failed
+    code, out, err = run("--config", cfg, "--out", box.out, "--prune")
+    assert code == 0 and "pruned 1 run(s)" in out and "removed g/n=3" in out, out + err
+    assert (box.out / "g" / "n=2").is_dir() and 'href="g/n=2/report.html"' in (
+        box.out / "index.html"
+    ).read_text()
 
 
 def test_prune_refuses_a_foreign_out(box):
@@ -709,4 +726,4 @@ def test_private_files_live_in_the_runners_folder_and_go_with_pruned_runs(box):
     assert private == out / layout.WORK_DIR / "private" / "gone" / "default"
     private.mkdir(parents=True)
     (private / "executed.ipynb").write_text("{}")
-    assert layout.prune(out, ["trivial"]) == ["gone/default"] and not private.exists()
+    assert layout.prune(out, {"trivial": set()}) == ["gone/default"] and not private.exists()

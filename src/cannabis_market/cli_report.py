@@ -139,8 +139,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prune",
         action="store_true",
-        help="remove runs of reports that are no longer jobs in reports.yml and failed runs older than "
-        "their report's last good run, then rewrite the index; runs nothing",
+        help="remove runs of reports that are no longer jobs in reports.yml, and failed runs older than "
+        "their report's last good run that the job no longer plans; rewrite the index; runs nothing",
     )
 
 
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_OK
         out = Path(args.out) if args.out else cfg.root / "reports"
         if args.prune:
-            build.prune_reports(out, [j.name for j in cfg.jobs], lock_timeout=args.lock_timeout)
+            build.prune_reports(cfg, out, lock_timeout=args.lock_timeout)
             return EXIT_OK
         overrides = parse_assignments(args.params)
         file_values, file_path = config.load_params_file(args.params_file) if args.params_file else ({}, None)

@@ -9,16 +9,17 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from cannabis_market.errors import InputError
 from cannabis_market.reports import layout
+from cannabis_market.reports.config import Config
 from cannabis_market.reports.executors import Executor, LocalExecutor
 from cannabis_market.reports.index import write_index
-from cannabis_market.reports.plan import KERNEL_NAME, Plan, RunResult, RunSpec
+from cannabis_market.reports.plan import KERNEL_NAME, Plan, RunResult, RunSpec, plan
 
 DEFAULT_LOCK_TIMEOUT = 10.0
 
@@ -142,20 +143,28 @@ def run_reports(
 
 
 def prune_reports(
+    config: Config,
     out: str | Path,
-    jobs: Sequence[str],
     *,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     echo: Callable[[str], None] = print,
 ) -> list[str]:
-    """``report --prune``: remove runs of reports that are no longer jobs and failed runs older than
-    their report's last good run (only runner-made folders), then rewrite the index."""
+    """``report --prune``: remove runs of reports that are no longer jobs, and failed runs older than
+    their report's last good run that the job no longer plans (only runner-made folders); rewrite the
+    index."""
     out_root = layout.check_out(Path(out))
     if not out_root.exists():
         echo(f"nothing to prune: {out_root} does not exist")
         return []
+    planned: dict[str, set[str]] = {}
+    for job in config.jobs:
+        try:
+            p = plan(config, [job.name], out=out_root, force=True)
+            planned[job.name] = {r.slug for r in p.runs} | {r.slug for r in p.skipped}
+        except InputError:
+            planned[job.name] = set()  # a broken job plans nothing; its runs still belong to it
     with locked_out(out_root, lock_timeout):
-        removed = layout.prune(out_root, jobs)
+        removed = layout.prune(out_root, planned)
         for rel in removed:
             echo(f"removed {rel}")
         index = write_index(out_root)

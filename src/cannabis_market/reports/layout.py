@@ -24,10 +24,11 @@ Output folder (``--out``)::
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -244,22 +245,37 @@ def write_text_atomic(path: Path, text: str, out_root: Path) -> None:
         raise
 
 
-def prune(out_root: Path, jobs: Iterable[str]) -> list[str]:
+def _finished(data: dict[str, Any]) -> dt.datetime | None:
+    try:
+        when = dt.datetime.fromisoformat(str(data.get("finished_at")))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.astimezone()
+
+
+def prune(out_root: Path, jobs: Mapping[str, Iterable[str]]) -> list[str]:
     """Remove runs of reports that are no longer jobs, and failed runs older than their report's last
-    good run. Only folders holding the run marker are removed; returns what was removed (relative)."""
-    keep = set(jobs)
+    good run unless the job still plans them (``jobs``: job name -> the run slugs it plans now, so a
+    failing grid cell stays visible). Only folders holding the run marker are removed; returns what was
+    removed, relative to ``out_root``."""
     removed: list[str] = []
     runs_by_report: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
     for folder, data in iter_results(out_root):
-        if folder.name == FAILURE_DIR:
-            continue
-        runs_by_report.setdefault(folder.parent.name, []).append((folder, data))
+        if folder.name != FAILURE_DIR:
+            runs_by_report.setdefault(folder.parent.name, []).append((folder, data))
     for report, runs in runs_by_report.items():
-        good = [str(d.get("finished_at", "")) for _, d in runs if d.get("status") in SUCCESS]
-        newest_good = max(good, default="")
+        good = [w for _, d in runs if d.get("status") in SUCCESS and (w := _finished(d)) is not None]
+        newest_good = max(good, default=None)
+        planned = set(jobs.get(report, ()))
         for folder, data in runs:
-            stale = data.get("status") not in SUCCESS and str(data.get("finished_at", "")) < newest_good
-            if report not in keep or stale:
+            when = _finished(data)
+            stale = (
+                data.get("status") not in SUCCESS
+                and folder.name not in planned
+                and newest_good is not None
+                and (when is None or when < newest_good)
+            )
+            if report not in jobs or stale:
                 _remove_run(folder, out_root, removed)
         report_dir = out_root / report
         if report_dir.is_dir() and not any(report_dir.iterdir()):
