@@ -341,7 +341,7 @@ def plan(
             # a job's fixed parameters are part of the job (its folder name); only what varies between its
             # runs (grid values, -p overrides) names the run folder
             slug = make_slug({**combo_shown, **shown_cli})
-            key = f"{target.report}/{slug}"
+            key = target.report if slug == "default" else f"{target.report} ({slug})"
             if key in seen:
                 continue
             seen.add(key)
@@ -390,9 +390,11 @@ def _missing_paths(
         value = resolved.get(name)
         if p.type != "path" or not isinstance(value, str) or not value:
             continue
-        if not _abs_path(value, nb_dir).exists():
+        full = _abs_path(value, nb_dir)
+        if not full.exists():
             where = cli_source.get(name) or ("reports.yml" if name in fixed else "the notebook's default")
-            out.append((name, f"parameter '{name}' (path, from {where}): {value} does not exist"))
+            shown = value if Path(value).is_absolute() else f"{value} (that is {full.resolve()})"
+            out.append((name, f"parameter '{name}' (path, from {where}): {shown} does not exist"))
     return out
 
 
