@@ -242,7 +242,9 @@ def _abs_path(value: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
-def _followed_requires(job: Job | None, fixed: Mapping[str, Any], resolved: Mapping[str, Any], nb_dir: Path):
+def _followed_requires(
+    job: Job | None, fixed: Mapping[str, Any], resolved: Mapping[str, Any], nb_dir: Path
+) -> Path | None:
     """The job's ``requires`` path, moved into the dataset actually used when it lives in the job's dataset."""
     if job is None or job.requires is None:
         return None
