@@ -727,3 +727,18 @@ def test_private_files_live_in_the_runners_folder_and_go_with_pruned_runs(box):
     private.mkdir(parents=True)
     (private / "executed.ipynb").write_text("{}")
     assert layout.prune(out, {"trivial": set()}) == ["gone/default"] and not private.exists()
+
+
+def test_suppressed_counts_as_success_everywhere(box):
+    from cannabis_market.reports import build
+    from cannabis_market.reports.index import render_index
+
+    out = layout.claim_out(box.out)
+    sup = _fake_run(out, "t", "default", "suppressed", "2026-01-02T00:00:00")
+    _fake_run(out, "t", "n=9", "failed", "2026-01-01T00:00:00")
+    assert layout.last_good(sup)
+    assert build.Summary([PL.RunResult("t", "default", "suppressed")], 0.0, None).exit_code == 0
+    rows = render_index(out).split("<tr ")
+    (row,) = [r for r in rows if "t/default/report.html" in r]
+    assert row.startswith('class="ok"') and "FAILED" not in row and "suppressed" in row
+    assert layout.prune(out, {"t": set()}) == ["t/n=9"]  # the suppressed run is the last good one

@@ -269,9 +269,11 @@ def execute_run(spec: RunSpec) -> RunResult:
             spec, error=error, timed_out=timed_out, figures=figures, started=started, duration=duration,
             html_bytes=len(page.encode("utf-8")),
         )  # fmt: skip
-        # publish hook (disclosure): results.json and executed.ipynb are final here, in `tmp`
-        write_json_atomic(tmp / RESULTS_FILE, results)
         dest = _place(spec, results["status"])
+        # Publish hook (disclosure): report.html and executed.ipynb are final in `tmp`, `results` is not
+        # written yet. A hook may set results["status"] = "suppressed" (counts as success everywhere, see
+        # layout.SUCCESS) and move files the index must never link to layout.private_for(dest, out_root).
+        write_json_atomic(tmp / RESULTS_FILE, results)
         layout.publish(tmp, dest, out_root)
         return RunResult(
             spec.report, spec.slug, results["status"], duration, error, str(dest / layout.HTML_FILE)
