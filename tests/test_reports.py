@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -347,13 +348,26 @@ def test_fingerprint_path(tmp_path):
 
 
 def test_recover_restores_a_report_caught_mid_swap(tmp_path):
-    rep = tmp_path / "r"
-    (rep / ".old-default-1234abcd").mkdir(parents=True)
-    (rep / ".old-default-1234abcd" / "report.html").write_text("previous")
-    (rep / ".tmp-default-99999999").mkdir()
+    from cannabis_market.reports import layout
+
+    layout.claim_out(tmp_path)
+    work = tmp_path / layout.WORK_DIR
+    saved = work / "old" / "1234abcd"
+    saved.mkdir(parents=True)
+    (saved / "report.html").write_text("previous")
+    (work / "old" / "1234abcd.json").write_text(json.dumps({"dest": "r/default"}))
+    (work / "tmp" / "99999999").mkdir()
+    # names that look like the old runner's temporary names belong to the user now: left alone
+    (tmp_path / "r" / ".old-default-1234abcd").mkdir(parents=True)
+    (tmp_path / "r" / ".tmp-default-99999999").mkdir()
     runner.recover(tmp_path)
-    assert (rep / "default" / "report.html").read_text() == "previous"
-    assert sorted(p.name for p in rep.iterdir()) == ["default"]
+    assert (tmp_path / "r" / "default" / "report.html").read_text() == "previous"
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        ".old-default-1234abcd",
+        ".tmp-default-99999999",
+        "default",
+    ]
+    assert list((work / "tmp").iterdir()) == [] and list((work / "old").iterdir()) == []
 
 
 def test_run_that_cannot_start_or_export_still_leaves_a_failed_page(tmp_path, monkeypatch):
@@ -371,7 +385,7 @@ def test_run_that_cannot_start_or_export_still_leaves_a_failed_page(tmp_path, mo
     assert res.status == "failed" and res.error.startswith("runner error: ZeroDivisionError")
     saved = json.loads((spec.out_dir / "results.json").read_text())
     assert saved["status"] == "failed" and "ZeroDivisionError" in (spec.out_dir / "report.html").read_text()
-    assert not list(spec.out_dir.parent.glob(".tmp-*"))
+    assert not list((tmp_path / "out" / ".cannabis-market" / "tmp").iterdir())
 
 
 # ============================================================================ results.record
@@ -628,6 +642,15 @@ def page_of(suite, report, slug="default") -> str:
     return (suite["out"] / report / slug / "report.html").read_text(encoding="utf-8")
 
 
+@pytest.fixture
+def own_suite(suite, tmp_path):
+    """A private copy of the suite's output for tests that re-run into it (``suite`` stays untouched,
+    so no test depends on another's order)."""
+    out = tmp_path / "out"
+    shutil.copytree(suite["out"], out, symlinks=True)
+    return {**suite, "out": out}
+
+
 def test_suite_exit_code_progress_and_files(suite):
     assert suite["code"] == 1, suite["stdout"] + suite["stderr"]
     out = suite["stdout"]
@@ -644,7 +667,7 @@ def test_suite_exit_code_progress_and_files(suite):
     ]:
         folder = suite["out"] / report / slug
         assert {"report.html", "executed.ipynb", "results.json"} <= {p.name for p in folder.iterdir()}
-    assert not list(suite["out"].glob("*/.tmp-*"))
+    assert not list((suite["out"] / ".cannabis-market" / "tmp").iterdir())
 
 
 def test_results_json_contents(suite):
@@ -726,39 +749,39 @@ def test_timeout_marks_failed(suite):
     assert "timed out after 2 s" in page_of(suite, "sleepy")
 
 
-def test_changed_parameter_reruns_only_that_run(suite, tmp_path):
+def test_changed_parameter_reruns_only_that_run(own_suite, tmp_path):
     cfg = write_config(
         tmp_path / "reports.yml",
         [{"name": "trivial", "notebook": str(FIX / "trivial.ipynb"), "grid": {"n": [1, 3]}}],
     )
-    code, out, err = cli("--config", cfg, "--out", suite["out"], "trivial")
+    code, out, err = cli("--config", cfg, "--out", own_suite["out"], "trivial")
     assert code == 0, out + err
     assert re.search(r"skip +trivial/n=1: unchanged", out)
     assert "ok      trivial/n=3" in out and "done: 1 ok, 1 skipped, 0 failed" in out
-    assert results_of(suite, "trivial", "n=3")["parameters"] == {"n": 3}
+    assert results_of(own_suite, "trivial", "n=3")["parameters"] == {"n": 3}
 
 
-def test_incremental_skip_then_force_with_show_code(suite):
-    before = {p: p.stat().st_mtime_ns for p in suite["out"].glob("*/*/report.html")}
-    code, out, err = cli("--config", suite["cfg"], "--out", suite["out"], "charts", "trivial")
+def test_incremental_skip_then_force_with_show_code(own_suite):
+    before = {p: p.stat().st_mtime_ns for p in own_suite["out"].glob("*/*/report.html")}
+    code, out, err = cli("--config", own_suite["cfg"], "--out", own_suite["out"], "charts", "trivial")
     assert code == 0, out + err
     assert out.count(" skip ") == 3 and "unchanged since" in out and "start" not in out
-    assert {p: p.stat().st_mtime_ns for p in suite["out"].glob("*/*/report.html")} == before
-    first = results_of(suite, "trivial", "n=1")["finished_at"]
+    assert {p: p.stat().st_mtime_ns for p in own_suite["out"].glob("*/*/report.html")} == before
+    first = results_of(own_suite, "trivial", "n=1")["finished_at"]
     time.sleep(1.1)
-    args = ("--config", suite["cfg"], "--out", suite["out"], "trivial", "-p", "n=1")
+    args = ("--config", own_suite["cfg"], "--out", own_suite["out"], "trivial", "-p", "n=1")
     code, out, _ = cli(*args, "--force", "--show-code")
     assert code == 0 and "ok      trivial/n=1" in out and "done: 1 ok, 0 skipped, 0 failed" in out
-    assert results_of(suite, "trivial", "n=1")["finished_at"] != first
-    page = page_of(suite, "trivial", "n=1")
+    assert results_of(own_suite, "trivial", "n=1")["finished_at"] != first
+    page = page_of(own_suite, "trivial", "n=1")
     assert "print(n + 1)" in visible_text(page) and "jp-InputArea-editor" in page
     assert "In\u00a0[" in visible_text(page) or "In&nbsp;[" in page  # prompts shown with the code
     assert H.external_refs(page) == []
     # hiding the code again is a change, so that run would execute again (checked without running it)
-    config = runner.load_config(suite["cfg"])
-    again = runner.plan(config, ["trivial"], {"n": "1"}, out=suite["out"])
+    config = runner.load_config(own_suite["cfg"])
+    again = runner.plan(config, ["trivial"], {"n": "1"}, out=own_suite["out"])
     assert [r.slug for r in again.runs] == ["n=1"] and again.skipped == []
-    same = runner.plan(config, ["trivial"], {"n": "1"}, out=suite["out"], show_code=True)
+    same = runner.plan(config, ["trivial"], {"n": "1"}, out=own_suite["out"], show_code=True)
     assert same.runs == [] and [r.slug for r in same.skipped] == ["n=1"]
 
 
@@ -774,14 +797,14 @@ def _processes_mentioning(fragment: str) -> list[int]:
     return pids
 
 
-def test_killed_run_leaves_previous_report_intact(suite):
-    folder = suite["out"] / "sleepy" / "default"
+def test_killed_run_leaves_previous_report_intact(own_suite):
+    folder = own_suite["out"] / "sleepy" / "default"
     before = {
         name: (folder / name).read_bytes() for name in ("report.html", "results.json", "executed.ipynb")
     }
     env = dict(os.environ)
-    cmd = [sys.executable, "-m", "cannabis_market.cli_report", "--config", str(suite["cfg"]),
-           "--out", str(suite["out"]), "sleepy", "--force", "--timeout", "120"]  # fmt: skip
+    cmd = [sys.executable, "-m", "cannabis_market.cli_report", "--config", str(own_suite["cfg"]),
+           "--out", str(own_suite["out"]), "sleepy", "--force", "--timeout", "120"]  # fmt: skip
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -789,7 +812,7 @@ def test_killed_run_leaves_previous_report_intact(suite):
         deadline = time.monotonic() + 90
         tmp_dirs: list[Path] = []
         while time.monotonic() < deadline and proc.poll() is None:
-            tmp_dirs = list((suite["out"] / "sleepy").glob(".tmp-default-*"))
+            tmp_dirs = list((own_suite["out"] / ".cannabis-market" / "tmp").glob("*"))
             if tmp_dirs and (tmp_dirs[0] / "executed.ipynb").exists():
                 break  # the notebook is running: papermill has written its first save
             time.sleep(0.2)
@@ -806,17 +829,17 @@ def test_killed_run_leaves_previous_report_intact(suite):
         time.sleep(0.5)
     assert _processes_mentioning(tmp_dirs[0].name) == []
     # the next command cleans up the half-written folder
-    code, out, _ = cli("--config", suite["cfg"], "--out", suite["out"], "charts")
-    assert code == 0 and not list((suite["out"] / "sleepy").glob(".tmp-*"))
+    code, out, _ = cli("--config", own_suite["cfg"], "--out", own_suite["out"], "charts")
+    assert code == 0 and not list((own_suite["out"] / ".cannabis-market" / "tmp").iterdir())
 
 
-def test_lock_second_command_waits_then_gives_up(suite):
-    lock = FileLock(str(suite["out"] / runner.LOCK_NAME), thread_local=False)
+def test_lock_second_command_waits_then_gives_up(own_suite):
+    lock = FileLock(str(own_suite["out"] / runner.LOCK_NAME), thread_local=False)
     lock.acquire()
     try:
         t0 = time.monotonic()
         code, out, err = cli(
-            "--config", suite["cfg"], "--out", suite["out"], "charts", "--lock-timeout", "0.5"
+            "--config", own_suite["cfg"], "--out", own_suite["out"], "charts", "--lock-timeout", "0.5"
         )
         assert code == 3 and time.monotonic() - t0 >= 0.5
         assert "another `cannabis-market report` is writing to" in err and "Traceback" not in err
@@ -824,5 +847,7 @@ def test_lock_second_command_waits_then_gives_up(suite):
         lock.release()
     lock.acquire()
     threading.Timer(1.0, lock.release).start()
-    code, out, err = cli("--config", suite["cfg"], "--out", suite["out"], "charts", "--lock-timeout", "30")
+    code, out, err = cli(
+        "--config", own_suite["cfg"], "--out", own_suite["out"], "charts", "--lock-timeout", "30"
+    )
     assert code == 0 and "skip" in out, out + err

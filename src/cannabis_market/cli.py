@@ -1,7 +1,10 @@
 """`cannabis-market` command line: one front door, subcommands per layer.
 
-Exit status: 0 success, 1 a run failed (e.g. a report notebook raised), 2 bad input (the message names
-the file, column or parameter and the rule; nothing is written).
+Exit status: 0 success, 1 a run failed (e.g. a report notebook raised) or an internal error (a bug: the
+message says so and how to see the traceback), 2 bad input (only ``InputError`` and its subclass
+``DataValidationError``: the message names the file, column or parameter and the rule; nothing is
+written). Any other exception -- a ValueError from deep inside a library included -- is an internal
+error, never reported as bad input.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ import sys
 from collections.abc import Sequence
 
 from cannabis_market import __version__
-from cannabis_market.errors import InputError
+from cannabis_market.errors import DataValidationError, InputError
+
+DEBUG_ENV = "CM_DEBUG"
 
 EPILOG = """exit status:
   0  success
-  1  a run failed (reports: at least one notebook failed; the others were still built)
+  1  a run failed (reports: at least one notebook failed; the others were still built), or an
+     internal error (a bug; set CM_DEBUG=1 to see the traceback)
   2  bad input: the message names the file, column or parameter and the rule; nothing was written
 """
 
@@ -45,17 +51,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except InputError as e:
+    except (InputError, DataValidationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug, not bad input: say so without a wall of traceback
-        if os.environ.get("CM_DEBUG"):
+        if os.environ.get(DEBUG_ENV):
             raise
         print(
-            f"error: unexpected {type(e).__name__}: {e} (set CM_DEBUG=1 to see the traceback)",
+            f"internal error: {type(e).__name__}: {e}\n"
+            f"This is a bug, not a problem with your input; set {DEBUG_ENV}=1 to see the traceback.",
             file=sys.stderr,
         )
         return 1

@@ -22,11 +22,17 @@ since their last successful run are skipped (--force re-runs them)."""
 EPILOG = """\
 parameters:
   -p KEY=VALUE is converted to the type declared in the notebook's `parameters` cell:
-  dates 2022-08-05, lists a,b or ["a","b"], numbers, booleans true/false/yes/no/1/0,
-  null for optional parameters. Unknown names and bad values are refused before anything runs.
+  dates 2022-08-05, lists a,b or ["a","b"] (a single value is a one-item list), numbers,
+  booleans true/false/yes/no/1/0, null for optional parameters. -f FILE reads a YAML mapping
+  (`end: 2022-12-31`). Order: notebook default < reports.yml job < -f < -p, except parameters a job
+  lists under `pinned:` (a note says the override was ignored). Unknown names, bad values and path
+  parameters that do not exist are refused before anything runs.
 
 output (per run):
   <out>/<report>/<parameters>/report.html, executed.ipynb, results.json
+  A failed re-run never replaces the last good report: it goes to <run>/last-failure/ and the index
+  lists both. --out must be new, empty, or a folder this command created (it holds a
+  .cannabis-market-output marker); the command touches only folders it created there.
 
 exit status:
   0  every run succeeded or was skipped
@@ -43,8 +49,8 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not 0 < value <= 1e7:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds (at most 1e7), got {text!r}")
     return value
 
 
@@ -56,6 +62,17 @@ def _jobs(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("expected at least 1")
     return value
+
+
+def _assignment(text: str) -> str:
+    """``-p`` value: must be KEY=VALUE (papermill's ``-p KEY VALUE`` gets a hint at parse time)."""
+    from cannabis_market.reports.params import parse_assignments
+
+    try:
+        parse_assignments([text])
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,6 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--param",
         dest="params",
         action="append",
+        type=_assignment,
         default=[],
         metavar="KEY=VALUE",
         help="set a notebook parameter (repeatable); applies to every selected run",
@@ -110,7 +128,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds to wait for another report command writing the same folder (default 10)",
     )
+    p.add_argument(
+        "-f",
+        "--parameters-file",
+        dest="params_file",
+        metavar="FILE",
+        help="YAML file of parameter: value (as papermill -f); -p wins over it",
+    )
     p.add_argument("--list", action="store_true", help="list jobs and notebook parameters, run nothing")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove runs of reports that are no longer jobs in reports.yml, and failed runs older than "
+        "their report's last good run that the job no longer plans; rewrite the index; runs nothing",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -133,38 +164,47 @@ def _error(message: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``cannabis-market report``; returns the exit status (see EPILOG)."""
-    from cannabis_market.reports import runner
+    from cannabis_market.reports import build, config, executors, plan
     from cannabis_market.reports.params import parse_assignments
 
     try:
-        config_path = Path(args.config) if args.config else runner.find_config()
+        config_path = Path(args.config) if args.config else config.find_config()
         if args.config and not config_path.is_file():
-            raise InputError(f"{config_path}: file not found")
-        config = runner.load_config(config_path)
+            what = "not a regular file" if config_path.exists() else "file not found"
+            raise InputError(f"--config {config_path}: {what}")
+        cfg = config.load_config(config_path)
         if args.list:
-            print(runner.describe_plan(config, args.names))
+            print(plan.describe_plan(cfg, args.names))
+            return EXIT_OK
+        out = Path(args.out) if args.out else cfg.root / "reports"
+        if args.prune:
+            build.prune_reports(cfg, out, lock_timeout=args.lock_timeout)
             return EXIT_OK
         overrides = parse_assignments(args.params)
-        out = Path(args.out) if args.out else config.root / "reports"
-        planned = runner.plan(
-            config,
+        file_values, file_path = config.load_params_file(args.params_file) if args.params_file else ({}, None)
+        planned = plan.plan(
+            cfg,
             args.names,
             overrides,
             out=out,
             timeout=args.timeout,
             show_code=args.show_code,
             force=args.force,
+            file_values=file_values,
+            file_path=file_path,
         )
         if args.executor == "dask" and not args.scheduler:
             raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://scheduler-host:8786)")
         if planned.runs and args.executor == "local":
-            runner.check_kernel()
-        executor = runner.make_executor(args.executor, jobs=args.jobs, scheduler=args.scheduler)
-        summary = runner.run_reports(planned, out, executor=executor, lock_timeout=args.lock_timeout)
+            build.check_kernel()
+        executor = executors.make_executor(args.executor, jobs=args.jobs, scheduler=args.scheduler)
+        for note in planned.notes:
+            print(f"note: {note}", file=sys.stderr)
+        summary = build.run_reports(planned, out, executor=executor, lock_timeout=args.lock_timeout)
     except InputError as exc:
         _error(str(exc))
         return EXIT_INPUT
-    except runner.LockBusy as exc:
+    except build.LockBusy as exc:
         _error(str(exc))
         return EXIT_BUSY
     except KeyboardInterrupt:

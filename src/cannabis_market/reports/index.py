@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from cannabis_market.reports.layout import FAILURE_DIR, HTML_FILE, SUCCESS, iter_results, write_text_atomic
 
 INDEX_FILE = "index.html"
 
@@ -53,15 +53,16 @@ def _when(stamp: Any) -> str:
 
 
 def render_index(out_root: str | Path) -> str:
-    """HTML of the index page (no scripts, no external references, every text escaped)."""
-    from cannabis_market.reports.runner import HTML_FILE, iter_results
+    """HTML of the index page (no scripts, no external references, every text escaped).
 
+    A failed re-run kept beside its last good report gets its own row, marked as such, under it.
+    """
     root = Path(out_root)
     rows = []
     n_ok = n_failed = 0
     for run_dir, data in iter_results(root):
         status = str(data.get("status", "?"))
-        failed = status != "ok"
+        failed = status not in SUCCESS
         n_failed += failed
         n_ok += not failed
         rel = (
@@ -79,7 +80,7 @@ def render_index(out_root: str | Path) -> str:
             f'<tr class="{"failed" if failed else "ok"}">'
             f"<td>{html.escape(str(data.get('report', run_dir.parent.name)))}</td>"
             f"<td>{html.escape(_params_text(data.get('given')))}</td>"
-            f'<td class="status">{html.escape("FAILED" if failed else status)}{err}</td>'
+            f'<td class="status">{html.escape(_status_text(status, failed, run_dir))}{err}</td>'
             f'<td class="num">{html.escape(dur_text)}</td>'
             f"<td>{html.escape(_when(data.get('finished_at')))}</td>"
             f'<td class="figs">{html.escape(_figures_text(data.get("figures")))}</td>'
@@ -104,28 +105,15 @@ def render_index(out_root: str | Path) -> str:
     )
 
 
+def _status_text(status: str, failed: bool, run_dir: Path) -> str:
+    if run_dir.name == FAILURE_DIR:
+        return "FAILED (last good report above kept)"
+    return "FAILED" if failed else status
+
+
 def write_index(out_root: str | Path) -> Path:
-    """Write ``<out_root>/index.html`` atomically and return its path."""
+    """Write ``<out_root>/index.html`` atomically (temporary file in the runner's folder) and return it."""
     root = Path(out_root)
-    root.mkdir(parents=True, exist_ok=True)
-    page = render_index(root)
     target = root / INDEX_FILE
-    fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".tmp", dir=root)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(page)
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(target, render_index(root), root)
     return target
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once at import (os.umask can only be read by setting it)

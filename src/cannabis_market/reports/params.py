@@ -27,7 +27,8 @@ against that file's folder, and defaults stay relative to the notebook's folder 
 
 Command-line strings (``-p KEY=VALUE``) are converted to the declared type: dates ``2022-08-05``;
 lists ``a,b`` or JSON ``["a", "b"]``; numbers; booleans ``true/false/yes/no/on/off/1/0``; nullable
-parameters accept ``null``/``none``.
+parameters accept ``null``/``none``. A single value where a list is declared is a one-item list
+(``-p controls=none`` -> ``["none"]``; in YAML ``controls: none`` too).
 """
 
 from __future__ import annotations
@@ -123,10 +124,29 @@ def read_parameters(notebook: str | Path) -> dict[str, Param]:
         raise InputError(f"notebook {path}: file not found") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"notebook {path}: cannot be read as a Jupyter notebook ({exc})") from None
+    if not _is_notebook(nb):
+        raise InputError(
+            f"notebook {path}: not a Jupyter notebook (expected a JSON object with a 'cells' list)"
+        )
     found = parameters_cell(nb)
     if found is None:
         return {}
     return parse_parameters_source(found[1], where=f"notebook {path.name}, parameters cell")
+
+
+def _is_notebook(nb: Any) -> bool:
+    """Just enough structure for the runner to read cells safely (nbformat validates the rest)."""
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells", []), list):
+        return False
+    for cell in nb.get("cells", []):
+        if not isinstance(cell, dict) or not isinstance(cell.get("metadata") or {}, dict):
+            return False
+        src = cell.get("source", "")
+        if not (isinstance(src, str) or (isinstance(src, list) and all(isinstance(x, str) for x in src))):
+            return False
+        if not isinstance((cell.get("metadata") or {}).get("tags") or [], list):
+            return False
+    return True
 
 
 def parse_parameters_source(source: str, where: str = "parameters cell") -> dict[str, Param]:
@@ -359,6 +379,8 @@ def coerce_value(param: Param, value: Any) -> Any:
         raise ValueError("may not be null")
     if isinstance(value, str) and param.type not in ("str", "path"):
         return convert_string(param, value)
+    if param.type.startswith("list[") and not isinstance(value, list | tuple):
+        value = [value]  # a single value where a list is declared (YAML `controls: none`)
     try:
         return _check_value(param.type, value)
     except ValueError as exc:
@@ -372,7 +394,12 @@ def parse_assignments(items: list[str] | None) -> dict[str, str]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise InputError(f"-p {item!r}: expected KEY=VALUE, e.g. -p region=Toronto")
+            hint = (
+                f"; papermill's '-p {key} VALUE' is written '-p {key}=VALUE' here"
+                if key and key.isidentifier()
+                else ""
+            )
+            raise InputError(f"-p {item!r}: expected KEY=VALUE, e.g. -p region=Toronto{hint}")
         out[key] = value
     return out
 
