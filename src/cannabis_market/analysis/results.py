@@ -57,11 +57,7 @@ class Estimate:
         lo, hi = fit.ci(name)
         return cls(float(fit.coef[name]), float(fit.se[name]), float(lo), float(hi), float(fit.pvalue(name)))
 
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "estimate": self.estimate,
-            "se": self.se,
-            "lo": self.lo,
-            "hi": self.hi,
-            "p_value": self.p_value,
-        }
+    def row(self, **labels: Any) -> dict[str, Any]:
+        """A summary-table row: the `labels` first, then estimate, std_error, lo, hi, p_value."""
+        vals = {"estimate": self.estimate, "std_error": self.se, "lo": self.lo, "hi": self.hi}
+        return {**labels, **vals, "p_value": self.p_value}

@@ -40,7 +40,8 @@ def _frame(obj: pl.DataFrame | pl.LazyFrame, what: str) -> pl.DataFrame:
     raise InputError(f"{what}: expected a polars DataFrame, got {type(obj).__name__}")
 
 
-def _need(df: pl.DataFrame, cols: Sequence[str], what: str) -> None:
+def require_columns(df: pl.DataFrame, cols: Sequence[str], what: str) -> None:
+    """InputError naming the missing columns of `df` (and the ones found) unless all of `cols` are there."""
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise InputError(
@@ -51,7 +52,7 @@ def _need(df: pl.DataFrame, cols: Sequence[str], what: str) -> None:
 
 def _stores(stores: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     st = _frame(stores, "stores")
-    _need(st, ["store_id", "municipality", "opened_on"], "stores")
+    require_columns(st, ["store_id", "municipality", "opened_on"], "stores")
     if "closed_on" not in st.columns:
         st = st.with_columns(closed_on=pl.lit(None, pl.Date))
     st = date_column(date_column(st, "opened_on", "stores"), "closed_on", "stores")
@@ -246,7 +247,7 @@ def population_by_year(population: pl.DataFrame | pl.LazyFrame, keys: pl.DataFra
     """Attach `population` to `keys` (municipality, year): that year's figure, else the nearest earlier
     year, else the nearest later one. InputError for a municipality with no positive population at all."""
     pop = _frame(population, "population")
-    _need(pop, ["municipality", "year", "population"], "population")
+    require_columns(pop, ["municipality", "year", "population"], "population")
     pop = (
         pop.select(
             pl.col("municipality").cast(pl.String),
@@ -277,7 +278,7 @@ def population_by_year(population: pl.DataFrame | pl.LazyFrame, keys: pl.DataFra
 def with_density(panel: pl.DataFrame, population: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Add population and density = (competitors + 1) / population * 10,000 to a store panel: the stores
     per 10,000 residents of its municipality the store saw on the days it was open."""
-    _need(panel, ["period", "municipality", "competitors"], "panel")
+    require_columns(panel, ["period", "municipality", "competitors"], "panel")
     p = panel.with_columns(
         _year=pl.col("period").dt.year().cast(pl.Int64), _m=pl.col("municipality").cast(pl.String)
     )
@@ -306,7 +307,7 @@ def store_density(
     freq = frequency(freq)
     st = _stores(stores)
     pop = _frame(population, "population")
-    _need(pop, ["municipality", "year", "population"], "population")
+    require_columns(pop, ["municipality", "year", "population"], "population")
     years = pop["year"].cast(pl.Int64)
     start = start or dt.date(int(years.min()), 1, 1)
     end = end or dt.date(int(years.max()), 12, 31)
