@@ -38,7 +38,13 @@ from cannabis_market.analysis.pricing.competition import (
     price_index,
 )
 from cannabis_market.analysis.pricing.elasticity import ElasticityResult, price_elasticity
-from cannabis_market.analysis.pricing.illicit import STATCAN_SOURCE, illicit_gap, statcan_legal_illicit
+from cannabis_market.analysis.pricing.illicit import (
+    STATCAN_SOURCE,
+    IllicitContext,
+    illicit_context,
+    illicit_gap,
+    statcan_legal_illicit,
+)
 from cannabis_market.analysis.pricing.inputs import (
     PriceInputs,
     price_inputs,
@@ -65,12 +71,14 @@ __all__ = [
     "BreakResult",
     "CompetitionResult",
     "ElasticityResult",
+    "IllicitContext",
     "Estimate",
     "MarginResult",
     "PriceInputs",
     "PriceTrendResult",
     "competition_price_effect",
     "compression_trend",
+    "illicit_context",
     "illicit_gap",
     "illicit_gap_chart",
     "margin_squeeze",

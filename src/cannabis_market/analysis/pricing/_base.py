@@ -20,7 +20,11 @@ MIN_TREND_PERIODS = 6
 MIN_BREAK_PERIODS = 16
 MIN_PANEL_STORES = 5
 
+CURRENCY_SYMBOLS = {"CAD": "CA$", "USD": "US$", "EUR": "€", "GBP": "£"}
+
 __all__ = [
+    "CURRENCY_SYMBOLS",
+    "currency_symbol",
     "MIN_BREAK_PERIODS",
     "MIN_PANEL_STORES",
     "MIN_TREND_PERIODS",
@@ -37,6 +41,12 @@ __all__ = [
     "trunc",
     "with_price",
 ]
+
+
+def currency_symbol(currency: str | None) -> str:
+    """Symbol of an ISO currency code from a dataset manifest ("CAD" -> "CA$"); the code itself otherwise."""
+    code = str(currency or "").upper()
+    return CURRENCY_SYMBOLS.get(code, f"{code} " if code else "")
 
 
 def check_freq(freq: str) -> float:

@@ -8,11 +8,17 @@ import altair as alt
 import polars as pl
 
 from cannabis_market import theme
-from cannabis_market.analysis.pricing._base import require
+from cannabis_market.analysis.pricing._base import currency_symbol, require
 from cannabis_market.format import fmt_date, fmt_pct
 
 if TYPE_CHECKING:
     pass
+
+
+def _unit(currency: str | None) -> str:
+    """' (US$)' for an axis title, or nothing when the currency is unknown."""
+    sym = currency_symbol(currency).strip()
+    return f" ({sym})" if sym else ""
 
 
 def trend_chart(res) -> alt.LayerChart:
@@ -40,7 +46,7 @@ def trend_chart(res) -> alt.LayerChart:
         x=alt.X("period:T", title=None),
         y=alt.Y(
             "value:Q",
-            title=f"{res.label} (log scale)",
+            title=f"{res.label}{_unit(res.currency)} (log scale)",
             scale=alt.Scale(type="log", domain=[lo * 0.95, hi * 1.05], nice=False),
         ),
         color=alt.Color("series:N", title=None, sort=shown, legend=alt.Legend(orient="bottom")),
@@ -128,7 +134,9 @@ def margin_chart(res) -> alt.Chart:
         alt.Chart(long)
         .mark_line()
         .encode(
-            x=alt.X("period:T", title=None), y="price per gram:Q", color=alt.Color("series:N", title=None)
+            x=alt.X("period:T", title=None),
+            y=alt.Y("price per gram:Q", title=f"price per gram{_unit(res.currency)}"),
+            color=alt.Color("series:N", title=None),
         )
         .properties(
             title=alt.Title(

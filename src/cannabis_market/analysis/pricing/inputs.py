@@ -16,7 +16,16 @@ from typing import Any
 
 import polars as pl
 
-from cannabis_market.analysis.pricing._base import as_date, check_freq, require, to_frame, trunc, with_price
+from cannabis_market.analysis.pricing._base import (
+    as_date,
+    check_freq,
+    currency_symbol,
+    require,
+    to_frame,
+    trunc,
+    with_price,
+)
+from cannabis_market.analysis.pricing.margin import DEFAULT_WHOLESALE_PER_G, wholesale_path
 from cannabis_market.data import aggregate as A
 from cannabis_market.data.aggregate import price_per_g_expr
 from cannabis_market.data.panels import store_period_panel
@@ -94,6 +103,30 @@ class PriceInputs:
 
     def figures(self) -> dict[str, float]:
         return {"price_per_g_latest": self.latest_price}
+
+    @property
+    def symbol(self) -> str:
+        """Currency symbol of the dataset's prices ("CA$", "US$") from its manifest."""
+        return currency_symbol(self.currency).strip()
+
+    def wholesale_prices(
+        self, anchor: float = DEFAULT_WHOLESALE_PER_G, annual_change: float = 0.0
+    ) -> tuple[pl.DataFrame | None, str]:
+        """(wholesale path, note) for the margin step: the data's own wholesale prices when it has them;
+        for Canadian data without them an assumed path (`anchor` CA$/g in 2023, changing by `annual_change`
+        a year); otherwise (None, the one sentence saying why the margin is left out)."""
+        if self.wholesale is not None:
+            return self.wholesale, ""
+        if self.currency.upper() != "CAD":
+            return None, (
+                "The margin step is left out: this dataset has no wholesale prices, and the assumed wholesale "
+                f"price (CA${anchor:.2f} a gram, a Canadian 2023 average) does not apply to prices in {self.currency}."
+            )
+        path = wholesale_path(self.prices["period"], anchor=anchor, annual_change=annual_change)
+        return path, (
+            f"Wholesale prices are not in the data; the margin assumes CA${anchor:.2f} a gram in mid-2023"
+            + (f", changing by {annual_change:+.0%} a year." if annual_change else ", flat over the window.")
+        )
 
 
 def price_inputs(

@@ -67,6 +67,7 @@ class MarginResult:
     margin_trend: PriceTrendResult | None  # log-linear trend of margin per gram (None if any margin <= 0)
     retail_trend: PriceTrendResult
     wholesale_note: str = ""
+    currency: str = "CAD"  # ISO code from the dataset manifest (labels only)
 
     def summary(self) -> pl.DataFrame:
         f = self.frame
@@ -140,6 +141,7 @@ def margin_squeeze(
     *,
     maxlags: int | None = None,
     hac: str = "prewhitened",
+    currency: str = "CAD",
 ) -> MarginResult:
     """Retailer gross margin per gram = retail price per gram - wholesale price per gram, and its trend.
 
@@ -161,10 +163,15 @@ def margin_squeeze(
         if not wholesale > 0 or not math.isfinite(wholesale):
             raise InputError(f"{where}: wholesale price must be > 0, got {wholesale}")
         df = df.with_columns(wholesale_per_g=pl.lit(float(wholesale)))
-        if float(wholesale) == DEFAULT_WHOLESALE_PER_G:
+        if float(wholesale) == DEFAULT_WHOLESALE_PER_G and currency.upper() == "CAD":
             note = (
                 "Wholesale is the default flat CA$4.05/g (OCS average dried-flower wholesale price, 2023); in "
                 "other years the true wholesale price differed, so pass a path for a real squeeze estimate."
+            )
+        elif float(wholesale) == DEFAULT_WHOLESALE_PER_G:
+            note = (
+                f"Wholesale is the default 4.05 a gram, a Canadian 2023 figure in CA$ that does not describe "
+                f"prices in {currency}; pass this market's own wholesale prices."
             )
     else:
         w = to_frame(wholesale, f"{where} (wholesale)")
@@ -215,4 +222,5 @@ def margin_squeeze(
         margin_trend=mtrend,
         retail_trend=retail,
         wholesale_note=note,
+        currency=currency,
     )

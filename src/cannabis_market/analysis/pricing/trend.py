@@ -66,6 +66,7 @@ class PriceTrendResult:
     break_note: str = ""
     n_dropped: int = 0
     label: str = "price per gram"
+    currency: str | None = None  # ISO code from the dataset manifest, for axis labels
     resid_ar1: float = float("nan")  # first-order autocorrelation of the residuals around the single trend
     extra_note: str = ""
 
@@ -286,6 +287,7 @@ def price_trend(
     hac: str = "prewhitened",
     weights: str | None = None,
     label: str = "price per gram",
+    currency: str | None = None,
 ) -> PriceTrendResult:
     """Annualized trend of a price series, with a HAC interval and a scan for one break in the trend.
 
@@ -301,6 +303,8 @@ def price_trend(
     fitted to the residuals, so autocorrelated prices do not produce spurious breaks (the textbook
     Andrews critical values assume independent errors). Before/after rates get HAC intervals that are
     conditional on the chosen date.
+
+    `currency` (the manifest's ISO code, e.g. "USD") labels the chart's price axis.
 
     `weights` names a column of positive weights (e.g. the number of stores behind each period's price) for
     weighted least squares: periods priced from a handful of stores are noisier and should count less.
@@ -369,4 +373,5 @@ def price_trend(
         break_note=note,
         n_dropped=n_dropped,
         label=label,
+        currency=currency,
     )
