@@ -16,9 +16,11 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from cannabis_market.dates import every, frequency
 from cannabis_market.errors import InputError
 
 FREQ_TRUNC = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
+"""Short frequency names of the data layer; `cannabis_market.dates` also accepts daily/monthly/…"""
 STORE_ATTRS = ("municipality", "region", "chain")
 
 
@@ -27,10 +29,9 @@ def _lazy(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
 
 
 def period_expr(freq: str, col: str = "date") -> pl.Expr:
-    """Expression truncating `col` to the start of its period (day, week, month, quarter, year)."""
-    if freq not in FREQ_TRUNC:
-        raise InputError(f"freq must be one of {', '.join(FREQ_TRUNC)}, got {freq!r}")
-    return pl.col(col).dt.truncate(FREQ_TRUNC[freq]).alias("period")
+    """Expression truncating `col` to the start of its period (day, week, month, quarter, year; or the
+    daily/weekly/monthly/quarterly/annual spellings)."""
+    return pl.col(col).dt.truncate(every(freq)).alias("period")
 
 
 def with_store_attrs(
@@ -171,9 +172,7 @@ def openings_closures(
     last = end or max(d for d in [st["opened_on"].max(), st["_gone"].max()] if d is not None)
     if last < first:
         raise InputError(f"end ({last}) is before start ({first})")
-    starts = (
-        pl.date_range(first, last, interval="1d", eager=True).dt.truncate(FREQ_TRUNC[freq]).unique().sort()
-    )
+    starts = pl.date_range(first, last, interval="1d", eager=True).dt.truncate(every(freq)).unique().sort()
     ends = pl.Series([period_end(d, freq) for d in starts], dtype=pl.Date)
     opened = st.select(*by, period_expr(freq, "opened_on")).group_by([*by, "period"]).len("openings")
     closed = (
@@ -199,11 +198,12 @@ def openings_closures(
 
 def period_end(start: dt.date, freq: str) -> dt.date:
     """Last day of the period that starts on `start`."""
-    if freq == "day":
+    freq = frequency(freq)
+    if freq == "daily":
         return start
-    if freq == "week":
+    if freq == "weekly":
         return start + dt.timedelta(days=6)
-    months = {"month": 1, "quarter": 3, "year": 12}[freq]
+    months = {"monthly": 1, "quarterly": 3, "annual": 12}[freq]
     m = start.month - 1 + months
     return dt.date(start.year + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1)
 
