@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cannabis_market.analysis.inference import demean, fe_ols, hac_ols
+from cannabis_market.analysis.inference import demean, fe_ols, hac_ols, two_way_effects
 from cannabis_market.errors import InputError
 
 
@@ -152,3 +152,16 @@ def test_old_import_path_still_works():
     from cannabis_market.analysis import inference, panel
 
     assert panel.fe_ols is inference.fe_ols and panel.demean is inference.demean
+
+
+@pytest.mark.parametrize(
+    ("df", "method"), [(_panel(4, 30, 8), "alternating projections"), (chain_panel(120), "LSMR")]
+)
+def test_two_way_time_effects_match_the_dummy_regression(df, method):
+    unit = df["unit"].cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    time = df["t"].cast(pl.String).cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    g, how = two_way_effects(df["y"].to_numpy(), unit, time, max_iter=300)
+    assert how == method
+    D = np.column_stack([np.eye(unit.max() + 1)[unit], np.eye(time.max() + 1)[time][:, 1:]])
+    coef = np.linalg.lstsq(D, df["y"].to_numpy(), rcond=None)[0]
+    assert np.allclose(g[1:], coef[unit.max() + 1 :], atol=1e-8) and g[0] == 0

@@ -102,12 +102,13 @@ def _sweeps(X: np.ndarray, codes: list[np.ndarray], tol: float, max_iter: int) -
 
     Stops when the estimated remaining error of a linearly converging sequence, delta * r / (1 - r) with
     r the ratio of successive changes, falls below `tol` times the column scale (a plain "change < tol"
-    stops far too early when convergence is slow)."""
+    stops far too early when convergence is slow). Gives up early (not converged) when that rate says
+    the remaining sweeps would exceed `max_iter`."""
     X = X.copy()
     counts = [np.bincount(c) for c in codes]
     scale = np.maximum(np.abs(X).max(axis=0), 1e-300)
     prev = np.inf
-    for _ in range(max_iter):
+    for i in range(max_iter):
         before = X.copy()
         for c, n in zip(codes, counts, strict=True):
             for j in range(X.shape[1]):
@@ -118,8 +119,15 @@ def _sweeps(X: np.ndarray, codes: list[np.ndarray], tol: float, max_iter: int) -
         rate = delta / prev if prev > 0 and np.isfinite(prev) else 0.0
         if delta == 0 or (delta < tol and rate < 1 and delta * rate / (1 - rate) < tol):
             return X, True
+        if i >= 20 and 0 < rate < 1 and _sweeps_needed(delta, rate, tol) > max_iter - i:
+            return X, False  # converging too slowly to finish within max_iter: go exact now
         prev = delta
     return X, False
+
+
+def _sweeps_needed(delta: float, rate: float, tol: float) -> float:
+    """Further sweeps until a linearly converging change delta * rate^k falls below tol * (1 - rate)."""
+    return math.log(tol * (1 - rate) / delta) / math.log(rate) if delta > 0 else 0.0
 
 
 def _lsmr(X: np.ndarray, codes: list[np.ndarray], tol: float) -> np.ndarray:
@@ -165,6 +173,38 @@ def demean(
         return pl.DataFrame(X, schema=cols, orient="row") if X.size else df.select(cols)
     out, _ = demean_arrays(X, _codes(df, fe), tol, max_iter)
     return pl.DataFrame({c: out[:, j] for j, c in enumerate(cols)})
+
+
+def two_way_effects(
+    y: np.ndarray, unit: np.ndarray, time: np.ndarray, tol: float = 1e-12, max_iter: int = 2000
+) -> tuple[np.ndarray, str]:
+    """Time effects g of y = a[unit] + g[time] + e by least squares, as differences from g[0]; and the
+    method used. Alternating means with the same stopping rule as `demean`; the exact sparse solution
+    (LSMR) when they have not converged within `max_iter` rounds."""
+    nu, nt = np.bincount(unit), np.bincount(time)
+    g = np.zeros(nt.size)
+    scale = max(float(np.abs(y).max()), 1e-300)
+    prev = np.inf
+    for _ in range(max_iter):
+        a = np.bincount(unit, y - g[time], minlength=nu.size) / np.maximum(nu, 1)
+        g_new = np.bincount(time, y - a[unit], minlength=nt.size) / np.maximum(nt, 1)
+        delta = float(np.abs((g_new - g_new[0]) - (g - g[0])).max()) / scale
+        g = g_new
+        rate = delta / prev if prev > 0 and np.isfinite(prev) else 0.0
+        if delta == 0 or (delta < tol and rate < 1 and delta * rate / (1 - rate) < tol):
+            return g - g[0], "alternating projections"
+        prev = delta
+    n = y.size
+    rows = np.arange(n)
+    D = sparse.hstack(
+        [
+            sparse.csr_matrix((np.ones(n), (rows, unit)), shape=(n, nu.size)),
+            sparse.csr_matrix((np.ones(n), (rows, time)), shape=(n, nt.size)),
+        ]
+    ).tocsr()
+    sol = lsmr(D, y, atol=1e-14, btol=1e-14, maxiter=50 * D.shape[1])[0]
+    g = sol[nu.size :]
+    return g - g[0], "LSMR"
 
 
 # ---------------------------------------------------------------------------------------- panel OLS

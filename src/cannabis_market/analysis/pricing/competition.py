@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from cannabis_market.analysis.inference import FEW_CLUSTERS, demean, fe_ols
+from cannabis_market.analysis.inference import FEW_CLUSTERS, demean, fe_ols, two_way_effects
 from cannabis_market.analysis.pricing import charts
 from cannabis_market.analysis.pricing._base import (
     Estimate,
@@ -203,17 +203,14 @@ def competition_price_effect(
 # -------------------------------------------------------------------------------- price index
 
 
-def _period_effects(d: pl.DataFrame, col: str, tol: float = 1e-10, max_iter: int = 1000) -> pl.DataFrame:
-    """Period effects g_t of `col` = unit effect + g_t + noise (alternating projections, no dummies)."""
-    d = d.select("_unit", "period", pl.col(col).alias("_r")).with_columns(_g=pl.lit(0.0))
-    for _ in range(max_iter):
-        d = d.with_columns(_a=(pl.col("_r") - pl.col("_g")).mean().over("_unit"))
-        g_new = (pl.col("_r") - pl.col("_a")).mean().over("period")
-        change = float(d.select((g_new - pl.col("_g")).abs().max()).item())
-        d = d.with_columns(_g=g_new)
-        if change < tol:
-            break
-    return d.group_by("period").agg(pl.col("_g").first().alias(col), n_obs=pl.len()).sort("period")
+def _period_effects(d: pl.DataFrame, col: str) -> pl.DataFrame:
+    """Period effects g_t of `col` = unit effect + g_t + noise (relative to the first period; no dummies)."""
+    d = d.select("_unit", "period", pl.col(col).cast(pl.Float64)).sort("period")
+    unit = d["_unit"].cast(pl.String).cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    time = d["period"].rank("dense").cast(pl.Int64).to_numpy() - 1
+    g, _ = two_way_effects(d[col].to_numpy(), unit, time)
+    periods = d.group_by("period").agg(n_obs=pl.len()).sort("period")
+    return periods.with_columns(pl.Series(col, g)).select("period", col, "n_obs")
 
 
 def _index_parts(
