@@ -23,24 +23,10 @@ def _unit(currency: str | None) -> str:
 
 def trend_chart(res) -> alt.LayerChart:
     """Observed price per gram with the overall trend and (if scanned) the two-segment fit."""
-    f = res.fitted
-    if f.height > 1600:  # daily input: show monthly means, the fits are smooth anyway
-        f = f.group_by(pl.col("period").dt.truncate("1mo")).mean().sort("period")
-    value_cols = [c for c in ("price_per_g", "trend", "segmented") if c in f.columns]
+    long = res.plot_data()
     names = {"price_per_g": "observed", "trend": "log-linear trend", "segmented": "trend with one break"}
-    shown = [names[c] for c in value_cols]
+    shown = [names[c] for c in ("price_per_g", "trend", "segmented") if c in res.fitted.columns]
     dashes = {"observed": [1, 0], "log-linear trend": [6, 4], "trend with one break": [2, 2]}
-    long = f.unpivot(index="period", on=value_cols, variable_name="series", value_name="value").with_columns(
-        pl.col("series").replace_strict(names)
-    )
-    cut = res.brk.date if res.brk is not None else None
-    long = long.with_columns(  # draw the two segments of the break fit as separate lines
-        part=pl.when((pl.col("series") == "trend with one break") & (pl.col("period") >= cut))
-        .then(pl.lit("after"))
-        .otherwise(pl.lit("before"))
-        if cut is not None
-        else pl.lit("before")
-    )
     lo, hi = float(long["value"].min()), float(long["value"].max())
     base = alt.Chart(long).encode(
         x=alt.X("period:T", title=None),
@@ -78,7 +64,7 @@ def trend_chart(res) -> alt.LayerChart:
 
 def elasticity_chart(res) -> alt.LayerChart:
     """Binned within-store log grams against log price, with the fitted elasticity line."""
-    b = res.binned if res.binned is not None else pl.DataFrame({"log_p": [], "log_q": []})
+    b = res.plot_data()
     pts = (
         alt.Chart(b)
         .mark_point(filled=True, size=50)
@@ -107,7 +93,7 @@ def elasticity_chart(res) -> alt.LayerChart:
 
 def competition_chart(res) -> alt.Chart:
     """Mean within-store log price by number of local competitors (deviation from store/period means)."""
-    b = res.binned if res.binned is not None else pl.DataFrame({"competitors": [], "log_p": [], "n": []})
+    b = res.plot_data()
     return (
         alt.Chart(b)
         .mark_line(point=True)
@@ -125,11 +111,7 @@ def competition_chart(res) -> alt.Chart:
 def margin_chart(res) -> alt.Chart:
     """Retail and wholesale price per gram over time; the gap between them is the margin."""
     f = res.frame
-    if f.height > 1600:
-        f = f.group_by(pl.col("period").dt.truncate("1mo")).mean().sort("period")
-    long = f.select(
-        "period", retail="price_per_g", wholesale="wholesale_per_g", margin="margin_per_g"
-    ).unpivot(index="period", variable_name="series", value_name="price per gram")
+    long = res.plot_data()
     return (
         alt.Chart(long)
         .mark_line()

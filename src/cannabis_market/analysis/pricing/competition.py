@@ -108,6 +108,12 @@ class CompetitionResult:
         )
         return " ".join(parts)
 
+    def plot_data(self) -> pl.DataFrame:
+        """What `chart()` draws: mean within-store log price by number of local competitors (cells of >= 5)."""
+        if self.binned is None:
+            return pl.DataFrame(schema={"competitors": pl.Float64, "log_p": pl.Float64, "n": pl.UInt32})
+        return self.binned
+
     def chart(self) -> alt.Chart:
         """Mean within-store log price by number of local competitors (deviation from store/period means)."""
         return charts.competition_chart(self)

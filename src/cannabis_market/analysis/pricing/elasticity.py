@@ -198,6 +198,12 @@ class ElasticityResult:
             )
         return txt
 
+    def plot_data(self) -> pl.DataFrame:
+        """What `chart()` draws: within-store log price and log grams in 20 quantile bins (log_p, log_q, n)."""
+        if self.binned is None:
+            return pl.DataFrame(schema={"log_p": pl.Float64, "log_q": pl.Float64, "n": pl.UInt32})
+        return self.binned
+
     def chart(self) -> alt.LayerChart:
         """Binned within-store log grams against log price, with the fitted elasticity line."""
         return charts.elasticity_chart(self)

@@ -128,6 +128,25 @@ class MarginResult:
             txt += f" {self.wholesale_note}"
         return txt
 
+    def plot_data(self) -> pl.DataFrame:
+        """What `chart()` draws: period, series (retail / wholesale / margin), price per gram."""
+        f = self.frame
+        if f.height > 1600:
+            f = f.group_by(pl.col("period").dt.truncate("1mo")).mean().sort("period")
+        return f.select(
+            "period", retail="price_per_g", wholesale="wholesale_per_g", margin="margin_per_g"
+        ).unpivot(index="period", variable_name="series", value_name="price per gram")
+
+    def figures(self) -> dict[str, float]:
+        """Headline figures: the margin share at the end and its change per year (with interval)."""
+        m = self.margin_pct_trend
+        return {
+            "margin_pct_end": float(self.frame["margin_pct"][-1]),
+            "margin_pct_change_per_year": m.estimate,
+            "margin_pct_change_per_year_lo": m.lo,
+            "margin_pct_change_per_year_hi": m.hi,
+        }
+
     def chart(self) -> alt.Chart:
         """Retail and wholesale price per gram over time; the gap between them is the margin."""
         return charts.margin_chart(self)

@@ -189,6 +189,22 @@ class PriceTrendResult:
             )
         return txt
 
+    def plot_data(self) -> pl.DataFrame:
+        """What `chart()` draws: period, series (observed / trend / trend with one break), value, part
+        (before/after the break). Daily series are shown as monthly means (the fits are smooth anyway)."""
+        f = self.fitted
+        if f.height > 1600:
+            f = f.group_by(pl.col("period").dt.truncate("1mo")).mean().sort("period")
+        names = {"price_per_g": "observed", "trend": "log-linear trend", "segmented": "trend with one break"}
+        cols = [c for c in names if c in f.columns]
+        long = f.unpivot(index="period", on=cols, variable_name="series", value_name="value").with_columns(
+            pl.col("series").replace_strict(names)
+        )
+        if self.brk is None:
+            return long.with_columns(part=pl.lit("before"))
+        after = (pl.col("series") == "trend with one break") & (pl.col("period") >= self.brk.date)
+        return long.with_columns(part=pl.when(after).then(pl.lit("after")).otherwise(pl.lit("before")))
+
     def chart(self) -> alt.LayerChart:
         """Observed price per gram with the overall trend and (if scanned) the two-segment fit."""
         return charts.trend_chart(self)
