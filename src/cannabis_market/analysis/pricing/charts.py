@@ -12,7 +12,10 @@ from cannabis_market.analysis.pricing._base import currency_symbol, require
 from cannabis_market.format import fmt_date, fmt_pct
 
 if TYPE_CHECKING:
-    pass
+    from cannabis_market.analysis.pricing.competition import CompetitionResult
+    from cannabis_market.analysis.pricing.elasticity import ElasticityResult
+    from cannabis_market.analysis.pricing.margin import MarginResult
+    from cannabis_market.analysis.pricing.trend import PriceTrendResult
 
 
 def _unit(currency: str | None) -> str:
@@ -21,7 +24,7 @@ def _unit(currency: str | None) -> str:
     return f" ({sym})" if sym else ""
 
 
-def trend_chart(res) -> alt.LayerChart:
+def trend_chart(res: PriceTrendResult) -> alt.LayerChart:
     """Observed price per gram with the overall trend and (if scanned) the two-segment fit."""
     long = res.plot_data()
     names = {"price_per_g": "observed", "trend": "log-linear trend", "segmented": "trend with one break"}
@@ -62,7 +65,7 @@ def trend_chart(res) -> alt.LayerChart:
     return alt.layer(*layers).properties(title=title)
 
 
-def elasticity_chart(res) -> alt.LayerChart:
+def elasticity_chart(res: ElasticityResult) -> alt.LayerChart:
     """Binned within-store log grams against log price, with the fitted elasticity line."""
     b = res.plot_data()
     pts = (
@@ -91,7 +94,7 @@ def elasticity_chart(res) -> alt.LayerChart:
     )
 
 
-def competition_chart(res) -> alt.Chart:
+def competition_chart(res: CompetitionResult) -> alt.Chart:
     """Mean within-store log price by number of local competitors (deviation from store/period means)."""
     b = res.plot_data()
     return (
@@ -108,7 +111,7 @@ def competition_chart(res) -> alt.Chart:
     )
 
 
-def margin_chart(res) -> alt.Chart:
+def margin_chart(res: MarginResult) -> alt.Chart:
     """Retail and wholesale price per gram over time; the gap between them is the margin."""
     f = res.frame
     long = res.plot_data()
