@@ -7,7 +7,7 @@ import math
 import numpy as np
 import polars as pl
 
-from cannabis_market.analysis.results import Estimate, check_alpha
+from cannabis_market.analysis.results import Estimate
 from cannabis_market.data.aggregate import price_per_g_expr
 from cannabis_market.data.panels import require_columns
 from cannabis_market.dates import date_column, every, frequency, periods_per_year
@@ -21,26 +21,6 @@ MIN_BREAK_PERIODS = 16
 MIN_PANEL_STORES = 5
 
 CURRENCY_SYMBOLS = {"CAD": "CA$", "USD": "US$", "EUR": "€", "GBP": "£"}
-
-__all__ = [
-    "CURRENCY_SYMBOLS",
-    "currency_symbol",
-    "MIN_BREAK_PERIODS",
-    "MIN_PANEL_STORES",
-    "MIN_TREND_PERIODS",
-    "PERIODS_PER_YEAR",
-    "Estimate",
-    "annual_rate",
-    "as_date",
-    "check_alpha",
-    "check_freq",
-    "positive",
-    "require",
-    "time_index",
-    "to_frame",
-    "trunc",
-    "with_price",
-]
 
 
 def currency_symbol(currency: str | None) -> str:

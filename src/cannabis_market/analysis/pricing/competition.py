@@ -16,13 +16,13 @@ from cannabis_market.analysis.pricing import charts
 from cannabis_market.analysis.pricing._base import (
     Estimate,
     annual_rate,
-    check_alpha,
     check_freq,
     require,
     time_index,
 )
 from cannabis_market.analysis.pricing.elasticity import _panel_prep, _resolve_controls
 from cannabis_market.analysis.pricing.trend import PriceTrendResult, price_trend
+from cannabis_market.analysis.results import check_alpha
 from cannabis_market.data.panels import with_density
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_num, fmt_pct

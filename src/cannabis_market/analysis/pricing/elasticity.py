@@ -15,11 +15,11 @@ from cannabis_market.analysis.pricing import charts
 from cannabis_market.analysis.pricing._base import (
     MIN_PANEL_STORES,
     Estimate,
-    check_alpha,
     require,
     to_frame,
     with_price,
 )
+from cannabis_market.analysis.results import check_alpha
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_num
 

@@ -19,13 +19,13 @@ from cannabis_market.analysis.pricing._base import (
     Estimate,
     annual_rate,
     as_date,
-    check_alpha,
     check_freq,
     positive,
     require,
     time_index,
     to_frame,
 )
+from cannabis_market.analysis.results import check_alpha
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_date, fmt_pct
 
