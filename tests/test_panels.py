@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from cannabis_market.data.loader import load_dataset
-from cannabis_market.data.panels import store_density, store_period_panel, with_density
+from cannabis_market.data.panels import population_by_year, store_density, store_period_panel, with_density
 from cannabis_market.errors import InputError
 from test_aggregate import D0, _brute_open, store_tables
 
@@ -113,7 +113,7 @@ def test_panel_by_category_and_frequency_names(sales, stores):
         store_period_panel(sales, stores, "fortnightly")
 
 
-def test_density_uses_the_period_year_else_the_nearest_earlier(sales, stores):
+def test_density_uses_the_period_year_else_the_nearest(sales, stores):
     pop = pl.DataFrame({"municipality": ["M1", "M2"], "year": [2022, 2021], "population": [20_000, 10_000]})
     p = with_density(store_period_panel(sales, stores), pop)
     assert _row(p, "A", 2)["density"] == pytest.approx((39 / 28 + 1) / 20_000 * 1e4)
@@ -152,3 +152,10 @@ def test_panel_from_a_loaded_dataset(tiny):
     s1 = panel.filter(pl.col("store_id") == "S1")
     assert s1["revenue"].item() == pytest.approx(160.5)
     assert s1["price_per_g"].item() == pytest.approx(160.5 / 13)
+
+
+def test_population_year_rule_prefers_the_same_then_the_nearest_then_the_earlier():
+    pop = pl.DataFrame({"municipality": ["M"] * 3, "year": [2016, 2021, 2025], "population": [1, 2, 3]})
+    keys = pl.DataFrame({"municipality": ["M"] * 5, "year": [2015, 2021, 2022, 2023, 2024]})
+    got = population_by_year(pop, keys).sort("year")["population"].to_list()
+    assert got == [1, 2, 2, 2, 3]  # 2023 is 2 from 2021 and 2025: the earlier wins

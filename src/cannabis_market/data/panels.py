@@ -13,8 +13,8 @@
   (opening dates are often rounded to the 1st, so an opening period is never taken as a full one).
 - `density`: stores open in the municipality per 10,000 residents. In the panel it is what the store saw:
   (competitors + 1) / population * 10,000; `store_density` gives the municipality figure averaged over
-  all days of each period. Population is that of the period's year, else the nearest earlier year, else
-  the nearest later one.
+  all days of each period. Population is that of the period's year, else the nearest year with a figure
+  (the earlier of two equally near).
 """
 
 from __future__ import annotations
@@ -244,8 +244,8 @@ def _municipality_average(
 
 
 def population_by_year(population: pl.DataFrame | pl.LazyFrame, keys: pl.DataFrame) -> pl.DataFrame:
-    """Attach `population` to `keys` (municipality, year): that year's figure, else the nearest earlier
-    year, else the nearest later one. InputError for a municipality with no positive population at all."""
+    """Attach `population` to `keys` (municipality, year): that year's figure, else the nearest year with
+    one (the earlier of two equally near). InputError for a municipality with no positive population."""
     pop = _frame(population, "population")
     require_columns(pop, ["municipality", "year", "population"], "population")
     pop = (
@@ -264,14 +264,16 @@ def population_by_year(population: pl.DataFrame | pl.LazyFrame, keys: pl.DataFra
             f"population: no positive population for municipality {', '.join(missing.head(5).to_list())}"
             f"{' …' if missing.len() > 5 else ''} (columns municipality, year, population)"
         )
-    back = k.sort("year").join_asof(
-        pop, on="year", by="municipality", strategy="backward", check_sortedness=False
+    gap = (pl.col("year_p") - pl.col("year")).abs() + 0.5 * (pl.col("year_p") > pl.col("year")).cast(
+        pl.Float64
     )
-    fwd = k.sort("year").join_asof(
-        pop, on="year", by="municipality", strategy="forward", check_sortedness=False
-    )
-    return back.join(fwd, on=["municipality", "year"], suffix="_f").select(
-        "municipality", "year", population=pl.coalesce("population", "population_f")
+    return (
+        k.join(pop.rename({"year": "year_p"}), on="municipality", how="inner")
+        .with_columns(_gap=gap)
+        .sort("_gap")
+        .group_by("municipality", "year", maintain_order=True)
+        .first()
+        .select("municipality", "year", "population")
     )
 
 
