@@ -6,8 +6,8 @@ Four aggregations every analysis starts from, on a synthetic store-day x categor
    (``aggregate.market_totals(by=["region", "category"])``);
 2. monthly sales per selling store (``aggregate.sales_per_store``);
 3. sales-weighted price per gram by category and month (``aggregate.price_per_gram``);
-4. the store x month panel: revenue, grams, days with sales, price per gram, local competitors
-   at mid-month and the partial-month flag (``aggregate.store_month_panel``).
+4. the store x month panel: revenue, grams, price per gram, local competitors averaged over each
+   store's open days and the partial-month flag (``panels.store_period_panel``, data/README.md).
 
 Both sides start from the same Parquet files (polars: ``scan_parquet`` + the helpers, the three lazy
 ones collected one after the other with the default engine, as the package's analyses do; pandas: ``read_parquet`` + ``groupby``) and each run
@@ -67,7 +67,7 @@ def polars_side(sales: str, stores: str, out: str | None = None, breakdown: bool
         A.price_per_gram(shared, "month", ("category",)),
     ]
     totals, per_store, ppg = (q.collect() for q in lazy)  # as the package's analyses collect them
-    panel = A.store_month_panel(lf, st)
+    panel = _panel(lf, st)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     peak = peak_rss_mb()
     res: dict[str, Any] = {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak, "import_rss_mb": base}
@@ -81,7 +81,7 @@ def polars_side(sales: str, stores: str, out: str | None = None, breakdown: bool
             "sales_per_store": lambda: lazy[1].collect(),
             "price_per_gram": lambda: lazy[2].collect(),
             "collect_all (3 lazy helpers)": lambda: pl.collect_all(lazy),
-            "store_month_panel": lambda: A.store_month_panel(lf, st),
+            "store_month_panel": lambda: _panel(lf, st),
             "scan only (sum of revenue)": lambda: lf.select(pl.col("revenue").sum()).collect(),
         }
         res["breakdown"] = {}
@@ -123,37 +123,70 @@ def _pd_market_totals(df, stores, by: tuple[str, ...] = ()):
     return out.drop(columns="top").sort_values(keys, ignore_index=True)
 
 
+PANEL_COLUMNS = (
+    "store_id",
+    "period",
+    "revenue",
+    "grams",
+    "price_per_g",
+    "municipality",
+    "region",
+    "competitors",
+    "log1p_competitors",
+    "open_days",
+    "partial",
+)
+
+
+def _panel(lf, st):
+    """The package's store x month panel, with the columns the pandas side builds."""
+    from cannabis_market.data.panels import store_period_panel
+
+    return store_period_panel(lf, st, "monthly", opening_dates="exact").select(PANEL_COLUMNS)
+
+
 def _pd_store_month_panel(df, stores):
-    """pandas version of aggregate.store_month_panel."""
+    """pandas version of panels.store_period_panel (monthly, exact opening dates)."""
+    import numpy as np
     import pandas as pd
 
     panel = (
         df.groupby(["store_id", "period"], observed=True)
-        .agg(revenue=("revenue", "sum"), days_with_sales=("date", "nunique"), grams=("grams", "sum"))
+        .agg(revenue=("revenue", "sum"), grams=("grams", "sum"))
         .reset_index()
     )
     panel["price_per_g"] = (panel["revenue"] / panel["grams"]).where(panel["grams"] > 0)
-    # local competitors: other stores open in the municipality on the 15th of each month
-    mid = pd.DataFrame({"period": panel["period"].unique()})
-    mid["day"] = mid["period"].dt.start_time + pd.Timedelta(days=14)
-    grid = stores[["store_id", "municipality", "opened_on", "closed_on"]].merge(mid, how="cross")
-    is_open = (grid["opened_on"] <= grid["day"]) & (
-        grid["closed_on"].isna() | (grid["day"] <= grid["closed_on"])
+    # every store-day open within the months of the data, then other stores open that day
+    first = panel["period"].min().start_time
+    last = panel["period"].max().end_time.normalize()
+    st = stores[["store_id", "municipality", "opened_on", "closed_on"]].copy()
+    st["lo"] = st["opened_on"].clip(lower=first)
+    st["hi"] = st["closed_on"].fillna(last).clip(upper=last)
+    st = st[st["lo"] <= st["hi"]]
+    n = ((st["hi"] - st["lo"]).dt.days + 1).to_numpy()
+    days = pd.DataFrame(
+        {
+            "store_id": np.repeat(st["store_id"].to_numpy(), n),
+            "municipality": np.repeat(st["municipality"].to_numpy(), n),
+            "day": np.repeat(st["lo"].to_numpy(), n)
+            + pd.to_timedelta(np.concatenate([np.arange(k) for k in n]), "D"),
+        }
     )
-    grid = grid[is_open]
-    grid = grid.assign(competitors=grid.groupby(["municipality", "period"])["store_id"].transform("size") - 1)
-    attrs = stores[["store_id", "municipality", "region", "opened_on", "closed_on"]]
-    panel = panel.merge(attrs, on="store_id", how="left").merge(
-        grid[["store_id", "period", "competitors"]], on=["store_id", "period"], how="left"
+    days["c"] = days.groupby(["municipality", "day"])["store_id"].transform("size") - 1.0
+    days["lc"] = np.log1p(days["c"])
+    days["period"] = days["day"].dt.to_period("M")
+    comp = (
+        days.groupby(["store_id", "period"], observed=True)
+        .agg(competitors=("c", "mean"), log1p_competitors=("lc", "mean"), open_days=("c", "size"))
+        .reset_index()
     )
-    panel["competitors"] = panel["competitors"].fillna(0).astype("int64")
-    closed_month = panel["closed_on"].dt.to_period("M")
-    panel["partial"] = (panel["opened_on"].dt.to_period("M") == panel["period"]) | (
-        panel["closed_on"].notna() & (closed_month == panel["period"])
+    attrs = stores[["store_id", "municipality", "region", "opened_on"]]
+    panel = panel.merge(attrs, on="store_id", how="inner").merge(comp, on=["store_id", "period"], how="left")
+    panel["open_days"] = panel["open_days"].fillna(0).astype("int64")
+    panel["partial"] = (panel["open_days"] < panel["period"].dt.days_in_month) | (
+        panel["opened_on"].dt.to_period("M") == panel["period"]
     )
-    return panel.drop(columns=["opened_on", "closed_on"]).sort_values(
-        ["store_id", "period"], ignore_index=True
-    )
+    return panel.drop(columns=["opened_on"]).sort_values(["store_id", "period"], ignore_index=True)
 
 
 def pandas_side(sales: str, stores: str, out: str | None = None, breakdown: bool = False) -> dict:

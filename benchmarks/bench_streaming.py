@@ -25,6 +25,7 @@ def streaming_side(sales: str, stores: str) -> dict:
     import polars as pl
 
     from cannabis_market.data import aggregate as A
+    from cannabis_market.data.panels import store_period_panel
 
     base = rss_mb()
     lf, st = pl.scan_parquet(sales), pl.scan_parquet(stores)
@@ -36,7 +37,7 @@ def streaming_side(sales: str, stores: str) -> dict:
         "price_per_gram by month x category": lambda: A.price_per_gram(lf, "month", ("category",)).collect(
             engine="streaming"
         ),
-        "store_month_panel": lambda: A.store_month_panel(lf, st),
+        "store_month_panel": lambda: store_period_panel(lf, st),
         "row count and revenue (check)": lambda: lf.select(pl.len(), pl.col("revenue").sum()).collect(
             engine="streaming"
         ),

@@ -68,17 +68,6 @@ def test_stores_open_on_matches_definition(stores, offsets):
         assert r["stores_open"] == _brute_open(stores, r["date"], r["municipality"])
 
 
-@settings(max_examples=25, deadline=None)
-@given(stores=store_tables())
-def test_local_competitors_are_other_open_stores_in_municipality(stores):
-    d = D0 + dt.timedelta(days=20)
-    comp = A.local_competitors(stores.lazy(), [d])
-    for r in comp.iter_rows(named=True):
-        muni = stores.filter(pl.col("store_id") == r["store_id"])["municipality"].item()
-        assert r["competitors"] == _brute_open(stores, d, muni) - 1
-    assert comp.height == _brute_open(stores, d)
-
-
 def test_openings_closures_balance(tiny):
     oc = A.openings_closures(load_dataset(tiny).stores, "day")
     assert oc["openings"].sum() == 3 and oc["closures"].sum() == 1
@@ -99,23 +88,6 @@ def test_price_per_gram_needs_grams(tiny):
     sales = load_dataset(tiny).sales.drop("grams")
     with pytest.raises(InputError, match="grams"):
         A.price_per_gram(sales)
-
-
-def test_store_month_panel_flags_partial_months(tiny):
-    ds = load_dataset(tiny)
-    panel = A.store_month_panel(ds.sales, ds.stores)
-    assert panel.height == 3 and panel["partial"].all()
-    s1 = panel.filter(pl.col("store_id") == "S1")
-    assert s1["revenue"].item() == pytest.approx(160.5) and s1["price_per_g"].item() == pytest.approx(
-        160.5 / 13
-    )
-
-
-def test_store_density_per_10k(tiny):
-    ds = load_dataset(tiny)
-    dens = A.store_density(ds.stores, ds.population)
-    tor = dens.filter(pl.col("municipality") == "Toronto")
-    assert tor["stores_per_10k"].item() == pytest.approx(1 / 2_800_000 * 10_000)
 
 
 def test_bad_frequency():

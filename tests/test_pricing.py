@@ -351,6 +351,26 @@ def test_charts_are_small_and_build():
         assert 0 < n_rows <= 5000
 
 
+def test_plot_data_is_the_aggregated_frame_each_chart_draws():
+    trend = P.price_trend(_price_series(40, brk=40, rate_after=0.05))
+    d = trend.plot_data()
+    assert set(d["series"]) == {"observed", "log-linear trend", "trend with one break"}
+    assert d.filter(pl.col("series") == "observed").height == 72
+    seg = d.filter(pl.col("series") == "trend with one break")
+    assert (seg.filter(pl.col("period") >= trend.brk.date)["part"] == "after").all()
+    el = P.price_elasticity(_elasticity_panel(14))
+    assert el.plot_data().height == 20 and el.plot_data()["n"].sum() == el.nobs
+    panel, population = _competition_panel(13)
+    comp = P.competition_price_effect(panel, population=population).plot_data()
+    assert comp["n"].min() >= 5 and comp["competitors"].is_sorted()
+    m = P.margin_squeeze(_price_series(41)).plot_data()
+    assert m.height == 3 * 72 and set(m["series"]) == {"retail", "wholesale", "margin"}
+    daily = pl.DataFrame(
+        {"period": pl.date_range(dt.date(2019, 1, 1), dt.date(2024, 12, 31), "1d", eager=True)}
+    ).with_columns(price_per_g=10.0 * (1 - pl.int_range(pl.len()) / 1e5))
+    assert P.price_trend(daily, freq="daily", breaks=False).plot_data().height == 2 * 72  # monthly means
+
+
 # ------------------------------------------------------------------------------------ bad input
 
 

@@ -4,8 +4,9 @@ unless the function says so).
 Definitions used throughout:
 - a store is *open* on day d when ``opened_on <= d`` and (``closed_on`` is empty or ``d <= closed_on``);
   `closed_on` is the last day open;
-- *local competitors* of a store are the other stores open in the same municipality;
-- *price per gram* is sales-weighted: total revenue / total grams of the group.
+- *price per gram* is sales-weighted: total revenue / total grams of the group (`price_per_g_expr`).
+
+Store-level panels (competitors, partial periods) and store density live in `data.panels`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from cannabis_market.dates import every, frequency
 from cannabis_market.errors import InputError
 
 FREQ_TRUNC = {"day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}
+"""Short frequency names of the data layer; `cannabis_market.dates` also accepts daily/monthly/…"""
 STORE_ATTRS = ("municipality", "region", "chain")
 
 
@@ -26,10 +29,9 @@ def _lazy(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
 
 
 def period_expr(freq: str, col: str = "date") -> pl.Expr:
-    """Expression truncating `col` to the start of its period (day, week, month, quarter, year)."""
-    if freq not in FREQ_TRUNC:
-        raise InputError(f"freq must be one of {', '.join(FREQ_TRUNC)}, got {freq!r}")
-    return pl.col(col).dt.truncate(FREQ_TRUNC[freq]).alias("period")
+    """Expression truncating `col` to the start of its period (day, week, month, quarter, year; or the
+    daily/weekly/monthly/quarterly/annual spellings)."""
+    return pl.col(col).dt.truncate(every(freq)).alias("period")
 
 
 def with_store_attrs(
@@ -170,9 +172,7 @@ def openings_closures(
     last = end or max(d for d in [st["opened_on"].max(), st["_gone"].max()] if d is not None)
     if last < first:
         raise InputError(f"end ({last}) is before start ({first})")
-    starts = (
-        pl.date_range(first, last, interval="1d", eager=True).dt.truncate(FREQ_TRUNC[freq]).unique().sort()
-    )
+    starts = pl.date_range(first, last, interval="1d", eager=True).dt.truncate(every(freq)).unique().sort()
     ends = pl.Series([period_end(d, freq) for d in starts], dtype=pl.Date)
     opened = st.select(*by, period_expr(freq, "opened_on")).group_by([*by, "period"]).len("openings")
     closed = (
@@ -198,11 +198,12 @@ def openings_closures(
 
 def period_end(start: dt.date, freq: str) -> dt.date:
     """Last day of the period that starts on `start`."""
-    if freq == "day":
+    freq = frequency(freq)
+    if freq == "daily":
         return start
-    if freq == "week":
+    if freq == "weekly":
         return start + dt.timedelta(days=6)
-    months = {"month": 1, "quarter": 3, "year": 12}[freq]
+    months = {"monthly": 1, "quarterly": 3, "annual": 12}[freq]
     m = start.month - 1 + months
     return dt.date(start.year + m // 12, m % 12 + 1, 1) - dt.timedelta(days=1)
 
@@ -216,6 +217,11 @@ def sales_per_store(
     )
 
 
+def price_per_g_expr(revenue: str = "revenue", grams: str = "grams") -> pl.Expr:
+    """THE price per gram: revenue / grams, null where grams are 0, negative or missing (as `price_per_g`)."""
+    return pl.when(pl.col(grams) > 0).then(pl.col(revenue) / pl.col(grams)).alias("price_per_g")
+
+
 def price_per_gram(
     sales: pl.LazyFrame,
     freq: str = "month",
@@ -226,86 +232,4 @@ def price_per_gram(
     lf = _lazy(sales)
     if "grams" not in lf.collect_schema().names():
         raise InputError("price per gram needs the optional 'grams' column in sales; this dataset has none")
-    return market_totals(lf, freq, by, stores).with_columns(
-        pl.when(pl.col("grams") > 0).then(pl.col("revenue") / pl.col("grams")).alias("price_per_g")
-    )
-
-
-def store_density(
-    stores: pl.LazyFrame, population: pl.LazyFrame, years: Sequence[int] | None = None
-) -> pl.DataFrame:
-    """Stores open on 1 July per 10,000 residents, by municipality and year.
-
-    Population of the nearest earlier year is used when a year is missing (next later year if none).
-    """
-    pop = _lazy(population).collect().sort("year")
-    if years is None:
-        years = sorted(pop["year"].unique().to_list())
-    counts = stores_open_on(stores, [dt.date(y, 7, 1) for y in years], by=["municipality"]).with_columns(
-        pl.col("date").dt.year().cast(pl.Int64).alias("year")
-    )
-    joined = counts.sort("year").join_asof(
-        pop, on="year", by="municipality", strategy="nearest", check_sortedness=False
-    )
-    return joined.with_columns(
-        (pl.col("stores_open") / pl.col("population") * 10_000).alias("stores_per_10k")
-    ).select("municipality", "year", "stores_open", "population", "stores_per_10k")
-
-
-def local_competitors(stores: pl.LazyFrame, dates: Sequence[dt.date] | pl.Series) -> pl.DataFrame:
-    """For each store open on each date: other stores open in the same municipality that day."""
-    st = _lazy(stores).collect()
-    counts = stores_open_on(st.lazy(), dates, by=["municipality"])
-    grid = pl.DataFrame({"date": pl.Series(list(dates), dtype=pl.Date)}).unique()
-    open_rows = st.join(grid, how="cross").filter(
-        (pl.col("opened_on") <= pl.col("date"))
-        & (pl.col("closed_on").is_null() | (pl.col("date") <= pl.col("closed_on")))
-    )
-    return (
-        open_rows.join(counts, on=["municipality", "date"], how="left")
-        .select("date", "store_id", (pl.col("stores_open") - 1).alias("competitors"))
-        .sort("date", "store_id")
-    )
-
-
-def store_month_panel(sales: pl.LazyFrame, stores: pl.LazyFrame) -> pl.DataFrame:
-    """Store x month panel: revenue, grams, price per gram, local competitors (mid-month), flags.
-
-    `partial` marks a store's opening and closing months (not a full month of trading), which analyses
-    of monthly levels usually exclude.
-    """
-    lf = _lazy(sales)
-    has_grams = "grams" in lf.collect_schema().names()
-    aggs = [pl.col("revenue").sum(), pl.col("date").n_unique().alias("days_with_sales")]
-    if has_grams:
-        aggs.append(pl.col("grams").sum())
-    panel = lf.with_columns(period_expr("month")).group_by("store_id", "period").agg(aggs).collect()
-    if has_grams:
-        panel = panel.with_columns(
-            pl.when(pl.col("grams") > 0).then(pl.col("revenue") / pl.col("grams")).alias("price_per_g")
-        )
-    st = _lazy(stores).collect()
-    months = panel["period"].unique().sort()
-    comp = local_competitors(st.lazy(), months.dt.offset_by("14d")).with_columns(
-        pl.col("date").dt.truncate("1mo").alias("period")
-    )
-    return (
-        panel.join(
-            st.select("store_id", "municipality", "region", "opened_on", "closed_on"),
-            on="store_id",
-            how="left",
-        )
-        .join(comp.select("period", "store_id", "competitors"), on=["period", "store_id"], how="left")
-        .with_columns(
-            pl.col("competitors").fill_null(0),
-            (
-                (pl.col("opened_on").dt.truncate("1mo") == pl.col("period"))
-                | (
-                    pl.col("closed_on").is_not_null()
-                    & (pl.col("closed_on").dt.truncate("1mo") == pl.col("period"))
-                )
-            ).alias("partial"),
-        )
-        .drop("opened_on", "closed_on")
-        .sort("store_id", "period")
-    )
+    return market_totals(lf, freq, by, stores).with_columns(price_per_g_expr())
