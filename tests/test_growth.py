@@ -17,6 +17,8 @@ import polars as pl
 import pytest
 
 from cannabis_market.analysis import growth as G
+from cannabis_market.analysis.growth._common import _add_months as add_months
+from cannabis_market.analysis.growth.cannibalization import _haversine_km as haversine_km
 from cannabis_market.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +26,7 @@ WA_FILE = "washington_lcb_retail_sales_by_license_monthly_2017-2021.xlsx"
 
 
 def _months(start: dt.date, n: int) -> list[dt.date]:
-    return [G._add_months(start, k) for k in range(n)]
+    return [add_months(start, k) for k in range(n)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -70,7 +72,7 @@ def _sim_market(
     start = dt.date(2019, 1, 1)
     months = _months(start, n_months)
     m_start = np.array([(m - start).days for m in months])
-    m_len = np.array([(G._add_months(m, 1) - m).days for m in months])
+    m_len = np.array([(add_months(m, 1) - m).days for m in months])
     muni = rng.integers(0, n_munis, n_stores)
     opened = np.where(rng.random(n_stores) < 0.25, 0, rng.integers(1, (n_months - 8) * 30, n_stores))
     life = rng.integers(365, 5 * 365, n_stores)
@@ -133,7 +135,7 @@ def test_growth_compares_models_and_forecasts_with_intervals():
     assert (fc["hi"] - fc["lo"]).to_numpy()[-1] > (fc["hi"] - fc["lo"]).to_numpy()[0] * 0.9
     s = res.summary()
     assert s.height == 2 and {"K", "K_lo", "K_hi", "r", "t0", "midpoint", "aic", "bic"} <= set(s.columns)
-    assert res.midpoint("logistic") == G._add_months(dt.date(2019, 4, 1), round(res.fits["logistic"].t0))
+    assert res.midpoint("logistic") == add_months(dt.date(2019, 4, 1), round(res.fits["logistic"].t0))
     assert "carrying capacity" in res.report()
 
 
@@ -182,7 +184,7 @@ def _coords_panel(seed: int, b_near: float, n: int = 160, T: int = 36) -> pl.Dat
     lat = 43.6 + rng.random(n) * 0.25
     lon = -79.6 + rng.random(n) * 0.25
     open_m = np.where(rng.random(n) < 0.3, 0, rng.integers(1, T - 6, n))
-    D = G._haversine_km(lat, lon)
+    D = haversine_km(lat, lon)
     np.fill_diagonal(D, np.inf)
     near = (D <= 2.0).astype(float)
     present = (np.arange(T)[None, :] >= open_m[:, None]).astype(float)  # n x T
