@@ -380,22 +380,23 @@ def cannibalization(
     varying = df.group_by("store_id").agg(pl.col("competitors").n_unique() > 1)["competitors"].sum()
     if df.height == 0 or not varying:
         raise InputError(
-            "panel: column 'competitors' never changes within a store over time (after dropping partial months); "
-            "nothing identifies a cannibalization effect"
+            "the number of nearby competitors ('competitors') never changes for any store once opening and "
+            "closing months are left out, so there is nothing to measure a new neighbour's effect from."
         )
     d = df.with_columns(_ly=pl.col("revenue").log(), _lc=pl.col("competitors").cast(pl.Float64).log1p())
     fe = ["store_id", "period"] if period_effects else ["store_id"]
     try:
         r = fe_ols(d, "_ly", ["_lc", *controls], fe=fe, cluster="store_id", alpha=alpha)
-    except InputError as e:
-        hint = (
-            " When 'competitors' counts the whole market it moves only with the month; use period_effects=False."
+    except InputError as e:  # the reader gets a plain reason; the technical one stays in __cause__
+        why = (
+            "once month effects are removed, the number of nearby competitors ('competitors') no longer varies "
+            "(it moves with the whole market, e.g. when it counts every store), so a new neighbour's effect cannot "
+            "be told apart from market-wide changes."
             if period_effects
-            else ""
+            else "the number of nearby competitors ('competitors') does not vary enough within stores to "
+            "estimate a new neighbour's effect."
         )
-        raise InputError(
-            f"panel: cannot estimate the competitor effect from column 'competitors': {e}.{hint}"
-        ) from e
+        raise InputError(why) from e
     b = r.coef["_lc"]
     lo, hi = r.ci("_lc")
     used = d["competitors"].cast(pl.Float64)

@@ -43,7 +43,9 @@ def store_counts(
     `source` may be
     - a stores table (store_id, opened_on, closed_on = LAST day open): `stores_open` counts stores open
       on the month's last day; an opening is counted in the month of `opened_on`, a closure in the month
-      of the first day closed (`closed_on + 1`), so open(m) = open(m-1) + openings(m) - closures(m);
+      of the first day closed (`closed_on + 1`), so open(m) = open(m-1) + openings(m) - closures(m).
+      Openings in the first month of the data are unknown (null): stores already trading when the data
+      start carry that month as their opening date (left-censoring);
     - a series table (date, geo, metric, value) with metric "stores": the last value in each month;
       only the net change is known, so openings/closures are null;
     - a store-month panel (period, store_id, revenue): stores reporting revenue; a store's opening is its
@@ -92,9 +94,18 @@ def _counts_from_stores(df: pl.DataFrame, start: Any, end: Any) -> pl.DataFrame:
     counts = openings_closures(
         stores.lazy(), "month", start=first, end=period_end(last.replace(day=1), "month")
     )
-    return counts.select("period", "stores_open", "openings", "closures").with_columns(
+    out = counts.select("period", "stores_open", "openings", "closures").with_columns(
         net_change=pl.col("openings") - pl.col("closures")
     )
+    if start is None or first <= df["opened_on"].min().replace(day=1):
+        # left-censoring: stores open in the data's first month may have opened long before it
+        out = out.with_columns(
+            [
+                pl.when(pl.col("period") == first).then(None).otherwise(pl.col(c)).alias(c)
+                for c in ("openings", "net_change")
+            ]
+        )
+    return out
 
 
 def _counts_from_series(df: pl.DataFrame, geo: str | None) -> pl.DataFrame:

@@ -83,17 +83,80 @@ def _acf1(e: np.ndarray) -> float:
     return float((e[1:] * e[:-1]).sum() / denom) if denom > 0 else 0.0
 
 
-def _ar1_noise(phi: float, innov: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """A stationary AR(1) path of length n whose innovations are resampled from `innov`."""
-    u = rng.choice(innov, n, replace=True)
-    out = np.empty(n)
-    out[0] = u[0] / math.sqrt(max(1.0 - phi**2, 1e-4))
+def _ar1_paths(phi: float, innov: np.ndarray, n: int, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """`reps` stationary AR(1) paths of length n (rows) whose innovations are resampled from `innov`."""
+    u = rng.choice(innov, (reps, n), replace=True)
+    u[:, 0] /= math.sqrt(max(1.0 - phi**2, 1e-4))
     for i in range(1, n):
-        out[i] = phi * out[i - 1] + u[i]
-    return out
+        u[:, i] += phi * u[:, i - 1]
+    return u
 
 
-def _calibrate_noise(f, t, fit, theta, bounds, resid, rng, reps: int = 40, rounds: int = 3):
+def _curve_and_jacobian(model: str, t: np.ndarray, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Curve values (reps x n) and their derivatives in K, r, t0 (reps x n x 3) for parameter rows P."""
+    K, r, t0 = P[:, :1], P[:, 1:2], P[:, 2:3]
+    d = t[None, :] - t0
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        if model == "logistic":
+            base = 1.0 / (1.0 + np.exp(-r * d))
+            slope = K * base * (1.0 - base)
+        else:  # gompertz
+            u = np.exp(-r * d)
+            base = np.exp(-u)
+            slope = K * base * u
+    return K * base, np.stack([base, slope * d, -slope * r], axis=2)
+
+
+def _fit_batch(
+    model: str, t: np.ndarray, Y: np.ndarray, P0: np.ndarray, bounds, iters: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares fits of one curve to every row of Y at once (Levenberg-Marquardt from P0).
+
+    Bounds are kept by clipping each step. This replaces hundreds of separate `curve_fit` calls in
+    the bootstrap (each costing more in Python overhead than in arithmetic). Returns the parameter
+    rows and each row's SSE (inf where the fit went non-finite).
+    """
+    lo, hi = np.asarray(bounds[0], float), np.asarray(bounds[1], float)
+    P = np.clip(np.asarray(P0, float).copy(), lo, hi)
+    v, J = _curve_and_jacobian(model, t, P)
+    R = Y - v
+    sse = np.where(np.isfinite(R).all(1), (R**2).sum(1), np.inf)
+    lam = np.full(P.shape[0], 1e-3)
+    active = np.isfinite(sse)
+    eye = np.eye(3)
+    for _ in range(iters):
+        idx = np.nonzero(active)[0]
+        if idx.size == 0:
+            break
+        Ja, Ra = J[idx], R[idx]
+        A = np.einsum("bni,bnj->bij", Ja, Ja)
+        g = np.einsum("bni,bn->bi", Ja, Ra)
+        diag = np.einsum("bii->bi", A)
+        M = A + (lam[idx, None, None] * diag[:, :, None] + 1e-12 * diag.max(1)[:, None, None]) * eye
+        with np.errstate(all="ignore"):
+            step = np.einsum("bij,bj->bi", np.linalg.pinv(M), g)
+        Pn = np.clip(P[idx] + step, lo, hi)
+        vn, Jn = _curve_and_jacobian(model, t, Pn)
+        Rn = Y[idx] - vn
+        ssen = np.where(np.isfinite(Rn).all(1), (Rn**2).sum(1), np.inf)
+        better = ssen < sse[idx]
+        ok = idx[better]
+        gain = (sse[ok] - ssen[better]) / np.maximum(sse[ok], 1e-300)
+        P[ok], J[ok], R[ok], sse[ok] = Pn[better], Jn[better], Rn[better], ssen[better]
+        lam[ok] /= 3.0
+        lam[idx[~better]] *= 4.0
+        active[ok[gain < 1e-12]] = False
+        active[idx[~better][lam[idx[~better]] > 1e8]] = False
+    return P, sse
+
+
+def _acf1_rows(E: np.ndarray) -> np.ndarray:
+    E = E - E.mean(1, keepdims=True)
+    denom = (E**2).sum(1)
+    return np.where(denom > 0, (E[:, 1:] * E[:, :-1]).sum(1) / np.where(denom > 0, denom, 1.0), 0.0)
+
+
+def _calibrate_noise(model, t, fit, theta, bounds, resid, rng, reps: int = 40, rounds: int = 3):
     """AR(1) residual process whose *refitted* residuals look like the observed ones.
 
     A fitted curve soaks up slow swings of autocorrelated noise, so residuals understate both the
@@ -109,19 +172,14 @@ def _calibrate_noise(f, t, fit, theta, bounds, resid, rng, reps: int = 40, round
     phi = float(np.clip(phi_obs, 0.0, 0.99))
     sig = math.sqrt(max(var_obs * (1 - phi**2), 1e-12))
     for _ in range(rounds):
-        acfs, vars_ = [], []
-        for _ in range(reps):
-            ys = fit + _ar1_noise(phi, sig * u, t.size, rng)
-            res = _fit_curve(f, t, ys, [theta], bounds)
-            if res is None:
-                continue
-            rr = ys - f(t, *res[0])
-            acfs.append(_acf1(rr))
-            vars_.append(float(rr.var()))
-        if not acfs:
+        ys = fit[None, :] + _ar1_paths(phi, sig * u, t.size, reps, rng)
+        P, sse = _fit_batch(model, t, ys, np.tile(theta, (reps, 1)), bounds)
+        good = np.isfinite(sse)
+        if not good.any():
             break
-        phi = float(np.clip(phi + (phi_obs - float(np.mean(acfs))), 0.0, 0.99))
-        sig *= math.sqrt(var_obs / max(float(np.mean(vars_)), 1e-12))
+        rr = ys[good] - _CURVES[model](t[None, :], *P[good].T[:, :, None])
+        phi = float(np.clip(phi + (phi_obs - float(_acf1_rows(rr).mean())), 0.0, 0.99))
+        sig *= math.sqrt(var_obs / max(float(rr.var(1).mean()), 1e-12))
     return phi, sig * u
 
 
@@ -181,6 +239,12 @@ class StoreGrowthResult:
     def midpoint(self, model: str | None = None) -> dt.date:
         """Calendar month of the curve's midpoint t0."""
         return _add_months(self.start, round(self.fits[model or self.best_model].t0))
+
+    @property
+    def midpoint_extrapolated(self) -> bool:
+        """True when the best curve's midpoint lies outside the observed months (not seen, extrapolated)."""
+        last_t = _month_no(self.counts["period"].max()) - _month_no(self.start)
+        return not 0 <= self.best.t0 <= last_t
 
     def comparison(self) -> pl.DataFrame:
         """AIC/BIC (Gaussian, on the level of store counts) and fit error per model."""
@@ -272,19 +336,21 @@ class StoreGrowthResult:
             f"Open stores were fitted with {', '.join(self.fits)} growth curves; {self.best_model} has the lower AIC.",
             f"Its carrying capacity is {fmt_num(f.K)} stores ({lvl}% interval {fmt_num(K_lo)}-{fmt_num(K_hi)}); "
             f"the most stores observed open at once was {fmt_num(obs_max)}.",
-            f"Growth was fastest around {fmt_date(self.midpoint(), monthly=True)} "
-            f"(growth rate {f.r:.3f} per month).",
         ]
-        last_t = _month_no(self.counts["period"].max()) - _month_no(self.start)
-        if f.t0 < 0 or f.t0 > last_t:
+        mid = fmt_date(self.midpoint(), monthly=True)
+        if not self.midpoint_extrapolated:
+            lines.append(f"Growth was fastest around {mid} (growth rate {f.r:.3f} per month).")
+        else:
+            where = "before the data start" if f.t0 < 0 else "after the data end"
             lines.append(
-                "That midpoint lies outside the observed months: the fast-growth phase was not observed, so the "
-                "curve's shape there (and the growth rate) is an extrapolation."
+                f"The curve puts the fastest growth around {mid}, {where}: an extrapolation, because the fast-growth "
+                f"phase was not observed (so the growth rate, {f.r:.3f} per month, is an extrapolation too)."
             )
         if self.forecast.height:
             last = self.forecast.filter(pl.col("model") == self.best_model).tail(1).row(0, named=True)
             lines.append(
-                f"Forecast for {fmt_date(last['period'], monthly=True)}: {fmt_num(last['forecast'])} stores "
+                f"Forecast for {fmt_date(last['period'], monthly=True)}, {self.horizon} months past the last month of "
+                f"data (an extrapolation): {fmt_num(last['forecast'])} stores "
                 f"({lvl}% interval {fmt_num(last['lo'])}-{fmt_num(last['hi'])}). A growth curve only extrapolates "
                 "the past path; licensing policy changes are not in it."
             )
@@ -353,29 +419,24 @@ def fit_store_growth(
             resid = y - fit
             ec = resid - resid.mean()
             phi_obs = _acf1(ec)
-            phi, innov = _calibrate_noise(f, t, fit, theta, bounds, ec, rng)
-            draws, paths, curves = [], [], []
-            for _ in range(n_boot):
-                ystar = fit + _ar1_noise(phi, innov, n, rng)
-                res = _fit_curve(f, t, ystar, [theta], bounds) or _fit_curve(
-                    f, t, ystar, _starts(t, ystar, m), bounds
-                )
-                if res is None:
-                    continue
-                th = res[0]
-                draws.append(th)
-                if horizon:
-                    cb = f(tf, *th)
-                    gap = y[-1] - float(f(t[-1:], *th)[0])
-                    eps = np.zeros(horizon)
-                    prev = 0.0
-                    u = rng.choice(innov, horizon, replace=True)
-                    for h in range(horizon):
-                        prev = phi * prev + u[h]
-                        eps[h] = prev
-                    paths.append(np.maximum(cb + gap * phi ** np.arange(1, horizon + 1) + eps, 0.0))
-                    curves.append(cb)
-            D = np.asarray(draws)
+            phi, innov = _calibrate_noise(m, t, fit, theta, bounds, ec, rng)
+            ystar = fit[None, :] + _ar1_paths(phi, innov, n, n_boot, rng)
+            P, sse_b = _fit_batch(m, t, ystar, np.tile(theta, (n_boot, 1)), bounds)
+            for i in np.nonzero(~np.isfinite(sse_b))[0]:  # rare: restart from the usual grid
+                res = _fit_curve(f, t, ystar[i], _starts(t, ystar[i], m), bounds)
+                if res is not None:
+                    P[i], sse_b[i] = res
+            draws = P[np.isfinite(sse_b)]
+            if horizon and draws.shape[0]:
+                Kc, rc, tc = (draws[:, j : j + 1] for j in range(3))
+                curves = f(tf[None, :], Kc, rc, tc)
+                gap = y[-1] - f(t[-1], Kc, rc, tc)
+                steps = phi ** np.arange(1, horizon + 1)
+                eps = rng.choice(innov, (draws.shape[0], horizon), replace=True)
+                for h in range(1, horizon):
+                    eps[:, h] += phi * eps[:, h - 1]
+                paths = np.maximum(curves + gap * steps + eps, 0.0)
+            D = draws
             if D.shape[0] < max(10, n_boot // 4):
                 raise InputError(
                     f"counts: the {m} curve failed on most bootstrap replicates; the series is too erratic"
@@ -406,7 +467,7 @@ def fit_store_growth(
                 )
             fitted_rows.append(pl.DataFrame({"model": [m] * n, "period": df["period"], "fitted": fit}))
             if horizon:
-                P, C = np.asarray(paths), np.asarray(curves)
+                P, C = paths, curves
                 gap_hat = y[-1] - float(fit[-1])
                 point = np.maximum(f(tf, *theta) + gap_hat * phi ** np.arange(1, horizon + 1), 0.0)
                 pq, cq = np.quantile(P, q, axis=0), np.quantile(C, q, axis=0)

@@ -21,6 +21,7 @@ from cannabis_market.analysis.growth._common import (
 from cannabis_market.analysis.growth.cannibalization import _flag_partial, _prepare_panel
 from cannabis_market.analysis.growth.demand import DemandForecast
 from cannabis_market.analysis.panel import fe_ols
+from cannabis_market.data.disclosure import suppress_cells
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_date, fmt_num, fmt_pct
 from cannabis_market.theme import BAND, PALETTE
@@ -52,9 +53,10 @@ class SaturationResult:
     currency: str = "CAD"
 
     @property
-    def stores_at_risk(self) -> int:
-        """Stores (all groups) whose trailing revenue is below break-even."""
-        return int(self.at_risk.filter(pl.col("group") == "All")["stores_at_risk"][0])
+    def stores_at_risk(self) -> int | None:
+        """Stores (all groups) whose trailing revenue is below break-even; None when too few were judged."""
+        v = self.at_risk.filter(pl.col("group") == "All")["stores_at_risk"][0]
+        return None if v is None else int(v)
 
     def summary(self) -> pl.DataFrame:
         """Per group (and 'All'): open stores, trailing sales per store, stores judged and at risk."""
@@ -140,15 +142,32 @@ class SaturationResult:
 
     def report(self) -> str:
         a = self.at_risk.filter(pl.col("group") == "All").row(0, named=True)
+        money = _money(self.breakeven_monthly_revenue, self.currency)
+        per_store = (
+            f"average sales per store over the last {self.trailing_months} months were "
+            f"{_money(a['sales_per_store'], self.currency)} a month."
+            if a["sales_per_store"] is not None
+            else "average sales per store are not shown: too few stores, or one store makes most of the sales."
+        )
         lines = [
-            f"As of {fmt_date(self.as_of, monthly=True)}, {fmt_num(a['stores_open'])} stores were open; average sales per "
-            f"store over the last {self.trailing_months} months were {_money(a['sales_per_store'], self.currency)} a month.",
+            f"As of {fmt_date(self.as_of, monthly=True)}, {fmt_num(a['stores_open'])} stores were open; {per_store}",
             f"{fmt_num(a['stores_at_risk'])} of {fmt_num(a['stores_judged'])} stores with enough full months "
-            f"({fmt_pct(a['share_at_risk'])}) averaged less than the break-even {_money(self.breakeven_monthly_revenue, self.currency)} "
-            "a month. This is a screen on revenue alone; costs differ by store.",
-            f"Current sales would carry about {fmt_num(self.current['capacity_now'])} stores at break-even "
-            f"(oversupply {fmt_num(self.current['oversupply_now'])}).",
+            f"({fmt_pct(a['share_at_risk'])}) averaged less than the break-even {money} "
+            "a month. This is a screen on revenue alone; costs differ by store."
+            if a["stores_at_risk"] is not None
+            else f"Fewer than {self.min_cell} stores had enough full months to be compared with the break-even "
+            f"{money} a month, so no count is shown.",
         ]
+        over = self.current["oversupply_now"]
+        if a["sales_per_store"] is not None:  # the capacity is total sales / break-even: same disclosure rule
+            lines.append(
+                f"Current sales would carry about {fmt_num(self.current['capacity_now'])} stores at break-even ("
+                + (
+                    f"{fmt_num(over)} more stores are open than that)."
+                    if over >= 0
+                    else f"room for about {fmt_num(-over)} more)."
+                )
+            )
         if self.capacity is not None and self.capacity.height:
             last = self.capacity.tail(1).row(0, named=True)
             lines.append(
@@ -173,6 +192,7 @@ def saturation(
     population: pl.DataFrame | pl.LazyFrame | None = None,
     by: str = "region",
     min_cell: int = 3,
+    dominance: float = 0.5,
     currency: str = "CAD",
 ) -> SaturationResult:
     """Saturation indicators from a loaded dataset or a store-month panel `[period, store_id, revenue, ...]`.
@@ -184,6 +204,10 @@ def saturation(
     - demand-implied capacity (with `forecast`): forecast sales / break-even per future month, and the
       oversupply = stores open now - capacity, its interval from the forecast's interval;
     - density (with municipality + population): stores per 10,000 residents vs sales per store.
+
+    Disclosure: a group average (sales per store) is blanked when fewer than `min_cell` stores built it
+    or one store makes more than `dominance` of its sales (`data.disclosure.suppress_cells`); at-risk
+    counts and shares are blanked below `min_cell` judged stores.
     """
     if (
         not isinstance(breakeven_monthly_revenue, int | float)
@@ -215,8 +239,9 @@ def saturation(
     win0 = _add_months(as_of, -(trailing_months - 1))
 
     def per_period(keys: list[str]) -> pl.DataFrame:
-        return panel.group_by(keys).agg(
-            stores_open=pl.col("store_id").n_unique(), sales=pl.col("revenue").sum()
+        per_store = panel.group_by([*keys, "store_id"]).agg(_v=pl.col("revenue").sum())
+        return per_store.group_by(keys).agg(
+            stores_open=pl.len(), sales=pl.col("_v").sum(), max_share=pl.col("_v").max() / pl.col("_v").sum()
         )
 
     ot = pl.concat(
@@ -224,13 +249,15 @@ def saturation(
             *([per_period(["period", "group"])] if not whole_market else []),
             per_period(["period"])
             .with_columns(group=pl.lit("All"))
-            .select("period", "group", "stores_open", "sales"),
+            .select("period", "group", "stores_open", "sales", "max_share"),
         ]
     )
-    over_time = ot.with_columns(
-        sales_per_store=pl.when(pl.col("stores_open") >= min_cell).then(
-            pl.col("sales") / pl.col("stores_open")
-        )
+    over_time = _disclose(
+        ot.with_columns(sales_per_store=pl.col("sales") / pl.col("stores_open")),
+        ["sales_per_store"],
+        "stores_open",
+        min_cell,
+        dominance,
     ).sort("group", "period")
 
     now = panel.filter(pl.col("period") == as_of)
@@ -260,6 +287,16 @@ def saturation(
         .group_by("group")
         .agg(_s=pl.col("sales").sum(), _n=pl.col("stores_open").sum(), _min=pl.col("stores_open").min())
     )
+    in_win = (
+        panel.filter(pl.col("period") >= win0).group_by("group", "store_id").agg(_v=pl.col("revenue").sum())
+    )
+    top = pl.concat(
+        [
+            in_win.group_by("group").agg(max_share=pl.col("_v").max() / pl.col("_v").sum()),
+            in_win.select(group=pl.lit("All"), max_share=pl.col("_v").max() / pl.col("_v").sum()),
+        ]
+    ).unique("group", keep="last")
+    window = window.join(top, on="group", how="left")
 
     def risk(d: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
         return d.group_by(keys).agg(
@@ -278,12 +315,15 @@ def saturation(
         )
         .join(window, on="group", how="left")
         .with_columns(
-            sales_per_store=pl.when(pl.col("_min") >= min_cell).then(pl.col("_s") / pl.col("_n")),
+            sales_per_store=pl.col("_s") / pl.col("_n"),
             share_at_risk=pl.when(pl.col("stores_judged") >= min_cell).then(
                 pl.col("stores_at_risk") / pl.col("stores_judged")
             ),
             stores_at_risk=pl.when(pl.col("stores_judged") >= min_cell).then(pl.col("stores_at_risk")),
         )
+    )
+    at_risk = (
+        _disclose(at_risk, ["sales_per_store"], "_min", min_cell, dominance)
         .select(
             "group",
             pl.col("stores_open").cast(pl.Int64),
@@ -292,6 +332,7 @@ def saturation(
             pl.col("stores_at_risk").cast(pl.Int64),
             "share_at_risk",
             pl.col("stores_too_new").cast(pl.Int64),
+            "suppressed",
         )
         .sort(pl.col("group") == "All", "group")
     )
@@ -328,7 +369,7 @@ def saturation(
         notes.append(
             "Capacity holds the store count at its current level and divides forecast sales evenly across stores."
         )
-    density, slope = _density(panel, detail, population, as_of, min_cell, notes)
+    density, slope = _density(panel, detail, population, as_of, min_cell, dominance, notes)
     return SaturationResult(
         breakeven_monthly_revenue=float(breakeven_monthly_revenue),
         trailing_months=trailing_months,
@@ -349,7 +390,16 @@ def saturation(
     )
 
 
-def _density(panel, detail, population, as_of, min_cell, notes):
+def _disclose(
+    df: pl.DataFrame, values: list[str], n_col: str, min_cell: int, dominance: float
+) -> pl.DataFrame:
+    """Apply the disclosure rule (too few stores, or one store's share above `dominance`) to `values`."""
+    return suppress_cells(
+        df, values, min_stores=min_cell, dominance=dominance, n_stores_col=n_col, max_share_col="max_share"
+    )
+
+
+def _density(panel, detail, population, as_of, min_cell, dominance, notes):
     if population is None or "municipality" not in panel.columns:
         return None, None
     pop = _frame(population, "population")
@@ -370,6 +420,8 @@ def _density(panel, detail, population, as_of, min_cell, notes):
             stores_open=pl.len(),
             _judged=pl.col("judged").sum(),
             _spm=pl.col("mean_revenue").filter(pl.col("judged")).mean(),
+            max_share=pl.col("mean_revenue").filter(pl.col("judged")).max()
+            / pl.col("mean_revenue").filter(pl.col("judged")).sum(),
         )
     )
     dens = (
@@ -387,7 +439,7 @@ def _density(panel, detail, population, as_of, min_cell, notes):
         slope = {"estimate": r.coef["lx"], "lo": lo, "hi": hi, "n_municipalities": float(fit_df.height)}
     else:
         notes.append("Too few municipalities with stores to relate density to sales per store.")
-    dens = dens.with_columns(
-        sales_per_store=pl.when(pl.col("_judged") >= min_cell).then(pl.col("_spm"))
-    ).select("municipality", "population", "stores_open", "stores_per_10k", "sales_per_store")
+    dens = _disclose(
+        dens.with_columns(sales_per_store=pl.col("_spm")), ["sales_per_store"], "_judged", min_cell, dominance
+    ).select("municipality", "population", "stores_open", "stores_per_10k", "sales_per_store", "suppressed")
     return dens.sort("municipality"), slope
