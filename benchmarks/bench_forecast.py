@@ -213,7 +213,7 @@ def evaluate(quick: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
         "seasonal naive": lambda tr: _naive_intervals(tr["sales"].to_numpy(), 12),
         "naive": lambda tr: _naive_intervals(tr["sales"].to_numpy(), 1),
     }
-    if not quick:
+    if not quick and os.environ.get("FORECAST_BEFORE", "1") != "0":
         mod = _before_module()
         if mod is None:
             notes.append(

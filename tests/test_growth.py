@@ -418,6 +418,11 @@ def test_bad_input_is_a_clear_input_error():
         G.cannibalization(panel.with_columns(competitors=pl.lit(3.0)))
     with pytest.raises(InputError, match="competitors"):
         G.cannibalization(panel.drop("competitors"))
+    # competitors counted market-wide move only with the month: a plain reason, no internal names
+    market_wide = G.add_competitors(panel.drop("competitors"), within=None)
+    with pytest.raises(InputError, match="market-wide changes") as err:
+        G.cannibalization(market_wide)
+    assert "_lc" not in str(err.value) and "period_effects" not in str(err.value)
     with pytest.raises(InputError, match="empty"):
         G.cannibalization(panel.clear())
     with pytest.raises(InputError, match="alpha"):
