@@ -331,6 +331,17 @@ def test_store_counts_from_stores_table_balance_flows():
     assert G.store_counts(stores, start="2020-02-01", end="2020-04-30")["openings"].to_list() == [1, 2, 0]
 
 
+def test_market_sales_from_a_series_only_dataset():
+    from types import SimpleNamespace
+
+    rows = [(dt.date(2020, m, 1), g, "sales", 100.0 * m + (g == "B")) for m in (1, 2, 3) for g in ("A", "B")]
+    series = pl.DataFrame(rows, schema=["date", "geo", "metric", "value"], orient="row").lazy()
+    ds = SimpleNamespace(stores=None, sales=None, series=series)
+    assert G.market_sales(ds, geo="B")["sales"].to_list() == [101.0, 201.0, 301.0]
+    with pytest.raises(InputError, match="pass `geo=`"):
+        G.market_sales(ds)
+
+
 def test_store_counts_from_panel_and_series():
     panel = pl.DataFrame(
         {

@@ -18,9 +18,16 @@ from cannabis_market.data.aggregate import openings_closures, period_end
 from cannabis_market.errors import InputError
 
 
-def market_sales(data: Any) -> pl.DataFrame:
-    """Monthly market sales `[period, sales]` from a dataset, a store-month panel or a sales table."""
-    if _is_dataset(data):
+def market_sales(data: Any, geo: str | None = None) -> pl.DataFrame:
+    """Monthly market sales `[period, sales]` from a dataset, a store-month panel or a sales table.
+
+    A dataset without store sales (e.g. a StatCan import) uses its `series` rows with metric `sales`
+    (`geo=` picks one geography when there are several).
+    """
+    if _is_dataset(data) and data.sales is None and getattr(data, "series", None) is not None:
+        s = _series_rows(_frame(data.series, "dataset series table"), "sales", geo, "date", "market sales")
+        df = s.select(period="date", revenue="value")
+    elif _is_dataset(data):
         df = _frame(data.sales, "dataset sales table").rename({"date": "period"})
     else:
         df = _frame(data, "sales")
@@ -108,20 +115,26 @@ def _counts_from_stores(df: pl.DataFrame, start: Any, end: Any) -> pl.DataFrame:
     return out
 
 
-def _counts_from_series(df: pl.DataFrame, geo: str | None) -> pl.DataFrame:
-    date_col = "date" if "date" in df.columns else "period"
+def _series_rows(df: pl.DataFrame, metric: str, geo: str | None, date_col: str, purpose: str) -> pl.DataFrame:
+    """Rows of one metric (and one geography) of a series table; InputError when that is ambiguous."""
     _need(df, [date_col, "metric", "value"], "series")
-    s = df.filter(pl.col("metric") == "stores")
+    s = df.filter(pl.col("metric") == metric)
     if s.height == 0:
-        raise InputError("series: no rows with metric 'stores' (needed for store counts)")
+        raise InputError(f"series: no rows with metric '{metric}' (needed for {purpose})")
     if "geo" in s.columns:
         geos = s["geo"].unique().sort().to_list()
         if geo is not None:
             s = s.filter(pl.col("geo") == geo)
             if s.height == 0:
-                raise InputError(f"series: no 'stores' rows for geo {geo!r} (have {geos[:10]})")
+                raise InputError(f"series: no '{metric}' rows for geo {geo!r} (have {geos[:10]})")
         elif len(geos) > 1:
-            raise InputError(f"series: 'stores' rows cover {len(geos)} geos ({geos[:5]}...); pass `geo=`")
+            raise InputError(f"series: '{metric}' rows cover {len(geos)} geos ({geos[:5]}...); pass `geo=`")
+    return s
+
+
+def _counts_from_series(df: pl.DataFrame, geo: str | None) -> pl.DataFrame:
+    date_col = "date" if "date" in df.columns else "period"
+    s = _series_rows(df, "stores", geo, date_col, "store counts")
     s = _to_month(s.rename({date_col: "period"}) if date_col != "period" else s, "period", "series")
     out = (
         s.sort("period")
