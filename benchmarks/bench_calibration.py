@@ -160,7 +160,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         else {"forecast": 100, "capacity": 200, "cannibalization": 200}
     )
     estimators = {
-        "forecast (95% interval, 1-12 months ahead, pooled)": lambda: coverage_forecast(draws["forecast"]),
+        "forecast (95% interval, 1-12 months ahead, pooled)": lambda: (
+            # quick mode checks the harness only: the cheap naive model on random walks
+            coverage_forecast(draws["forecast"], models=("naive",), random_walk=True)
+            if quick
+            else coverage_forecast(draws["forecast"])
+        ),
         "growth-curve capacity K (95% interval)": lambda: coverage_capacity(draws["capacity"]),
         "cannibalization elasticity (95% interval)": lambda: coverage_cannibalization(
             draws["cannibalization"]
