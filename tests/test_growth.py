@@ -16,6 +16,8 @@ import polars as pl
 import pytest
 
 from cannabis_market.analysis import growth as G
+from cannabis_market.analysis.growth._common import _add_months as add_months
+from cannabis_market.analysis.growth.cannibalization import _haversine_km as haversine_km
 from cannabis_market.errors import InputError
 
 from conftest import real_file
@@ -24,7 +26,7 @@ WA_FILE = "washington_lcb_retail_sales_by_license_monthly_2017-2021.xlsx"
 
 
 def _months(start: dt.date, n: int) -> list[dt.date]:
-    return [G._add_months(start, k) for k in range(n)]
+    return [add_months(start, k) for k in range(n)]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -70,7 +72,7 @@ def _sim_market(
     start = dt.date(2019, 1, 1)
     months = _months(start, n_months)
     m_start = np.array([(m - start).days for m in months])
-    m_len = np.array([(G._add_months(m, 1) - m).days for m in months])
+    m_len = np.array([(add_months(m, 1) - m).days for m in months])
     muni = rng.integers(0, n_munis, n_stores)
     opened = np.where(rng.random(n_stores) < 0.25, 0, rng.integers(1, (n_months - 8) * 30, n_stores))
     life = rng.integers(365, 5 * 365, n_stores)
@@ -133,13 +135,13 @@ def test_growth_compares_models_and_forecasts_with_intervals():
     assert (fc["hi"] - fc["lo"]).to_numpy()[-1] > (fc["hi"] - fc["lo"]).to_numpy()[0] * 0.9
     s = res.summary()
     assert s.height == 2 and {"K", "K_lo", "K_hi", "r", "t0", "midpoint", "aic", "bic"} <= set(s.columns)
-    assert res.midpoint("logistic") == G._add_months(dt.date(2019, 4, 1), round(res.fits["logistic"].t0))
+    assert res.midpoint("logistic") == add_months(dt.date(2019, 4, 1), round(res.fits["logistic"].t0))
     assert "carrying capacity" in res.report()
 
 
 def test_demand_forecast_backtest_chooses_seasonal_model_on_seasonal_data():
     df, future = _seasonal_sales(3, 66, extra=12)
-    res = G.forecast_demand(df, horizon=12, backtest_origins=6)
+    res = G.forecast_demand(df, horizon=12, backtest_origins=6, models=("ets", "sarimax"))
     assert res.seasonal and res.chosen_model in ("ets", "sarimax")
     bt = res.backtest
     assert set(bt["model"]) == {"ets", "sarimax", "snaive", "naive"}
@@ -155,6 +157,30 @@ def test_demand_forecast_backtest_chooses_seasonal_model_on_seasonal_data():
     assert inside >= 10
     # the forecast keeps the seasonal shape
     assert np.corrcoef(np.log(s["forecast"].to_numpy()), np.log(future))[0, 1] > 0.8
+
+
+def test_demand_default_is_the_combination_and_reports_against_benchmarks():
+    df, future = _seasonal_sales(5, 60, extra=6)
+    res = G.forecast_demand(df, horizon=6, backtest_origins=4)
+    assert res.chosen_model == "combined" and res.horizon == 6
+    assert set(res.backtest["model"]) == {"combined", "ets", "sarimax", "snaive", "naive"}
+    assert res.backtest.filter(pl.col("model") == "combined")["n_origins"].to_list() == [4] * 6
+    s95, s80 = res.summary(), res.at_level(0.2)
+    assert np.allclose(s95["forecast"], s80["forecast"])
+    assert ((s80["lo"] > s95["lo"]) & (s80["hi"] < s95["hi"])).all()
+    text = res.report()
+    assert "seasonal naive" in text and "naive" in text and "last month of data" in text
+    # the combination is between its parts one month ahead (no seasonal-naive share there)
+    f = res.forecasts.filter(pl.col("period") == pl.col("period").min())
+    parts = dict(zip(f["model"], f["forecast"], strict=True))
+    assert min(parts["ets"], parts["sarimax"]) <= parts["combined"] <= max(parts["ets"], parts["sarimax"])
+
+
+def test_demand_short_history_shortens_the_horizon_instead_of_failing():
+    sales, _ = _seasonal_sales(1, 19)
+    res = G.forecast_demand(sales, horizon=12)
+    assert 1 <= res.horizon < 12 and res.summary().height == res.horizon and not res.seasonal
+    assert "instead of the 12 asked for" in res.report()
 
 
 def test_cannibalization_elasticity_recovered():
@@ -182,7 +208,7 @@ def _coords_panel(seed: int, b_near: float, n: int = 160, T: int = 36) -> pl.Dat
     lat = 43.6 + rng.random(n) * 0.25
     lon = -79.6 + rng.random(n) * 0.25
     open_m = np.where(rng.random(n) < 0.3, 0, rng.integers(1, T - 6, n))
-    D = G._haversine_km(lat, lon)
+    D = haversine_km(lat, lon)
     np.fill_diagonal(D, np.inf)
     near = (D <= 2.0).astype(float)
     present = (np.arange(T)[None, :] >= open_m[:, None]).astype(float)  # n x T
@@ -261,6 +287,24 @@ def test_saturation_counts_stores_at_risk_without_store_rows():
     assert "break-even" in res.report()
 
 
+def test_saturation_withholds_dominated_groups_and_survives_a_tiny_selection():
+    panel, _ = _saturation_panel()
+    # one West store grows to ~2/3 of West's sales: West's average must be withheld, East's shown
+    big = (pl.col("store_id") == "West5").cast(pl.Float64) * 4_000_000
+    dominated = panel.with_columns(revenue=pl.col("revenue") + big)
+    res = G.saturation(dominated, breakeven_monthly_revenue=80_000, trailing_months=6)
+    by = {r["group"]: r for r in res.summary().iter_rows(named=True)}
+    assert by["West"]["sales_per_store"] is None and by["West"]["suppressed"]
+    assert by["East"]["sales_per_store"] is not None and not by["East"]["suppressed"]
+    west = res.over_time.filter(pl.col("group") == "West")
+    assert west["sales_per_store"].null_count() == west.height
+    # a selection with fewer stores than min_cell: no crash, no count, a plain sentence instead
+    north = G.saturation(panel.filter(pl.col("region") == "North"), breakeven_monthly_revenue=80_000)
+    assert north.stores_at_risk is None
+    text = north.report()
+    assert "no count is shown" in text and "Current sales would carry" not in text
+
+
 def test_store_counts_from_stores_table_balance_flows():
     stores = pl.DataFrame(
         {
@@ -278,10 +322,24 @@ def test_store_counts_from_stores_table_balance_flows():
     )
     c = G.store_counts(stores, end="2020-04-30")
     assert c["stores_open"].to_list() == [2, 3, 3, 3]  # b is open on Feb 29 (its last day), closed in March
-    assert c["openings"].to_list() == [2, 1, 2, 0]
+    # the first month's openings are unknown: a store there may have opened before the data start
+    assert c["openings"].to_list() == [None, 1, 2, 0]
     assert c["closures"].to_list() == [0, 0, 2, 0]
     diff = c["stores_open"].diff().to_list()[1:]
     assert diff == c["net_change"].to_list()[1:]
+    # with a window starting after the first opening, the opening dates are known: nothing is censored
+    assert G.store_counts(stores, start="2020-02-01", end="2020-04-30")["openings"].to_list() == [1, 2, 0]
+
+
+def test_market_sales_from_a_series_only_dataset():
+    from types import SimpleNamespace
+
+    rows = [(dt.date(2020, m, 1), g, "sales", 100.0 * m + (g == "B")) for m in (1, 2, 3) for g in ("A", "B")]
+    series = pl.DataFrame(rows, schema=["date", "geo", "metric", "value"], orient="row").lazy()
+    ds = SimpleNamespace(stores=None, sales=None, series=series)
+    assert G.market_sales(ds, geo="B")["sales"].to_list() == [101.0, 201.0, 301.0]
+    with pytest.raises(InputError, match="pass `geo=`"):
+        G.market_sales(ds)
 
 
 def test_store_counts_from_panel_and_series():
@@ -312,7 +370,7 @@ def test_store_counts_from_panel_and_series():
 def test_charts_are_small_and_valid():
     market = _sim_market(1, b=-0.2, n_stores=60, n_months=30)
     g = G.fit_store_growth(G.store_counts(market), horizon=6, n_boot=40)
-    d = G.forecast_demand(_seasonal_sales(4, 50)[0], horizon=6, backtest_origins=2)
+    d = G.forecast_demand(_seasonal_sales(4, 50)[0], horizon=6, backtest_origins=3)
     panel, _ = _saturation_panel()
     s = G.saturation(panel, breakeven_monthly_revenue=80_000, forecast=d)
     c = G.cannibalization(market)
@@ -350,7 +408,9 @@ def test_bad_input_is_a_clear_input_error():
         G.fit_store_growth(counts, models=("richards",))
     sales, _ = _seasonal_sales(0, 40)
     with pytest.raises(InputError, match="too few"):
-        G.forecast_demand(sales.head(15), horizon=12)
+        G.forecast_demand(sales.head(10), horizon=12)
+    with pytest.raises(InputError, match="backtest_origins"):
+        G.forecast_demand(sales, backtest_origins=2)
     with pytest.raises(InputError, match="empty"):
         G.forecast_demand(sales.clear())
     with pytest.raises(InputError, match="missing after"):
@@ -365,10 +425,15 @@ def test_bad_input_is_a_clear_input_error():
         G.saturation(panel, breakeven_monthly_revenue=1.0, trailing_months=0)
     with pytest.raises(InputError, match="empty"):
         G.saturation(panel.clear(), breakeven_monthly_revenue=1.0)
-    with pytest.raises(InputError, match="'competitors' never changes"):
+    with pytest.raises(InputError, match="never changes"):
         G.cannibalization(panel.with_columns(competitors=pl.lit(3.0)))
     with pytest.raises(InputError, match="competitors"):
         G.cannibalization(panel.drop("competitors"))
+    # competitors counted market-wide move only with the month: a plain reason, no internal names
+    market_wide = G.add_competitors(panel.drop("competitors"), within=None)
+    with pytest.raises(InputError, match="market-wide changes") as err:
+        G.cannibalization(market_wide)
+    assert "_lc" not in str(err.value) and "period_effects" not in str(err.value)
     with pytest.raises(InputError, match="empty"):
         G.cannibalization(panel.clear())
     with pytest.raises(InputError, match="alpha"):
@@ -494,7 +559,7 @@ def test_washington_store_growth_and_saturation(washington):
 def test_washington_market_level_competition_variant(washington):
     # licences reporting under $1,000 a month are not trading in any real sense; leave them out
     panel = G.add_competitors(washington.filter(pl.col("revenue") >= 1_000), within=None)
-    with pytest.raises(InputError, match="period_effects=False"):
+    with pytest.raises(InputError, match="market-wide changes"):
         G.cannibalization(panel)  # market-wide counts vary only by month: absorbed by month effects
     res = G.cannibalization(panel, period_effects=False)
     assert (
