@@ -41,6 +41,8 @@ from cannabis_market.errors import InputError
 
 Model = Literal["auto", "regression", "state_space"]
 _HOLDOUT_SIMS = 400
+MAX_STATE_SPACE = 5_000  # pre-period points; the MLE fit takes ~1 s per 1,000 points beyond this
+AUTO_STATE_SPACE = 2_000  # model="auto" does not try the state-space model on longer pre-periods
 _HOLDOUT_LEVEL = 0.9
 
 
@@ -89,6 +91,12 @@ def estimate_impact(
 
     season_ss = resolve_seasonality(seasonality, prep.frequency, n_pre, k, level_bound > 0)
     ss_problem = length_problem(n_pre, k, level_bound > 0, season_ss)
+    if n_pre > MAX_STATE_SPACE:
+        ss_problem = (
+            f"pre-period too long for the state-space model: {n_pre:,} points, more than {MAX_STATE_SPACE:,} "
+            "(its maximum-likelihood fit would take minutes); use model='regression' or aggregate the series "
+            "(e.g. daily to weekly)"
+        )
     reg_season = _regression_season(seasonality, prep, k)
     reg_need = regression.min_points(k)
     reg_problem = (
@@ -117,7 +125,7 @@ def estimate_impact(
         season = reg_season if reg_season and (info["seasonal_prob"] or 0) >= 0.5 else None
         incl = info["inclusion"]
         weights = info["weights_std"]
-        diag = {"acf1": info["acf1"], "phi": info["phi"], "seasonal_prob": info["seasonal_prob"]}
+        diag = {k: info[k] for k in ("acf1", "phi", "level_prob", "seasonal_prob")}
     else:
         fitted = fit_state_space(prep, controls, spec, int(n_sims), rng, param_uncertainty)
         season = season_ss
@@ -232,8 +240,11 @@ def _choose(
     if reg_problem:
         return "state_space", "the pre-period is too short for the regression model"
     if ss_problem:
-        return "regression", "the pre-period is too short for the state-space model"
+        size = "long" if prep.n_pre > MAX_STATE_SPACE else "short"
+        return "regression", f"the pre-period is too {size} for the state-space model"
     n_pre, k = prep.n_pre, len(controls)
+    if n_pre > AUTO_STATE_SPACE:
+        return "regression", f"a long pre-period ({n_pre:,} points): the state-space model was not tried"
     horizon = len(prep.Ys) - n_pre
     h = min(max(horizon, math.ceil(0.2 * n_pre)), n_pre // 3)
     n_train = n_pre - h

@@ -18,7 +18,7 @@ from cannabis_market.errors import InputError
 
 Frequency = Literal["daily", "weekly", "monthly", "index"]
 PeriodBound = dt.date | dt.datetime | str | int
-MAX_POINTS = 20_000  # longer windows are refused with a suggestion to aggregate
+MAX_POINTS = 200_000  # longer windows are refused with a suggestion to aggregate
 
 
 class Prepared(NamedTuple):

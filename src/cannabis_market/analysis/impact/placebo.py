@@ -112,7 +112,7 @@ def in_time_placebo(result: ImpactResult, n_dates: int = 20, n_sims: int = 300) 
     first_ok = max(regression.min_points(len(inp["controls"])), math.ceil(n_pre / 2))
     last_ok = n_pre - n_post
     starts = (
-        sorted(set(np.linspace(first_ok, last_ok, n_dates).round().astype(int)))
+        sorted(set(int(v) for v in np.linspace(first_ok, last_ok, n_dates).round()))
         if last_ok >= first_ok
         else []
     )

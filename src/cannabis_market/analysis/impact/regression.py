@@ -33,19 +33,27 @@ import numpy as np
 
 from cannabis_market.analysis.impact.model import Fitted
 
-PHI_GRID = (0.0, 0.25, 0.5, 0.65, 0.8, 0.9, 0.95, 0.98)
+PHI_GRID = (0.0, 0.25, 0.5, 0.65, 0.8, 0.9, 0.95, 0.98, 1.0)
+Q_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
 MAX_ENUMERATED = 9  # groups; 2^9 models x 8 phi values stay well under 0.1 s
 GIBBS_SWEEPS = 300
+MAX_MODELS = 200
+G_PER_POINT = 100.0
 
 
 class _Whitened(NamedTuple):
-    phi: float
+    phi: float  # AR(1) coefficient of the errors (unused when q > 0)
     G: np.ndarray  # Z*'Z* (intercept projected out)
     b: np.ndarray  # Z*'y*
     yy: float
     c: np.ndarray  # transformed intercept column
     T: np.ndarray  # transformed [y, Z] (not projected)
     ldet: float  # Jacobian and flat-intercept terms of the log marginal likelihood
+    q: float = 0.0  # > 0: local level + white noise errors, level variance / noise variance
+    a_last: np.ndarray | None = None  # filtered level of each column of [y, Z] at the last point
+    P_last: float = 0.0  # its variance, in units of the noise variance
+    V: np.ndarray | None = None  # one-step innovations of [y, Z] (rows 1..n-1)
+    F: np.ndarray | None = None  # their variances, in units of the noise variance
 
 
 def seasonal_dummies(n: int, period: int) -> np.ndarray:
@@ -61,6 +69,8 @@ def min_points(n_controls: int) -> int:
 
 
 def _prais_winsten(A: np.ndarray, phi: float) -> np.ndarray:
+    if phi >= 1.0:  # a random-walk error: first differences (the diffuse level drops out with the intercept)
+        return np.diff(A, axis=0)
     out = np.empty_like(A)
     out[0] = math.sqrt(1.0 - phi * phi) * A[0]
     out[1:] = A[1:] - phi * A[:-1]
@@ -73,10 +83,34 @@ def _whiten(y: np.ndarray, Z: np.ndarray, phi: float) -> _Whitened:
     c = T[:, 1]
     cc = float(c @ c)
     M = np.delete(T, 1, axis=1)
-    M = M - np.outer(c, (c @ M) / cc)
+    if phi < 1.0:
+        M = M - np.outer(c, (c @ M) / cc)
+        ldet = 0.5 * math.log(1.0 - phi * phi) - 0.5 * math.log(cc)
+    else:  # the limit of the two terms as phi -> 1
+        ldet = 0.0
     ys, Zs = M[:, 0], M[:, 1:]
-    ldet = 0.5 * math.log(1.0 - phi * phi) - 0.5 * math.log(cc)
     return _Whitened(phi, Zs.T @ Zs, Zs.T @ ys, float(ys @ ys), c, T, ldet)
+
+
+def _whiten_level(y: np.ndarray, Z: np.ndarray, q: float) -> _Whitened:
+    """Whiten local-level-plus-noise errors with the Kalman filter (diffuse level, which absorbs the
+    intercept); the filter is linear, so running it on every column at once gives the GLS transform."""
+    A = np.column_stack([y, Z])
+    n = len(A)
+    a, P = A[0].copy(), 1.0
+    V = np.empty((n - 1, A.shape[1]))
+    F = np.empty(n - 1)
+    for t in range(1, n):
+        Pp = P + q
+        f = Pp + 1.0
+        v = A[t] - a
+        V[t - 1], F[t - 1] = v, f
+        a = a + (Pp / f) * v
+        P = Pp / f
+    W = V / np.sqrt(F)[:, None]
+    ys, Zs = W[:, 0], W[:, 1:]
+    ldet = -0.5 * float(np.log(F).sum())
+    return _Whitened(1.0, Zs.T @ Zs, Zs.T @ ys, float(ys @ ys), np.zeros(0), W, ldet, q, a, P, V, F)
 
 
 class RegressionFit(NamedTuple):
@@ -95,8 +129,8 @@ def fit_regression(
 ) -> RegressionFit:
     """Posterior weights of every (phi, included groups) model for y on the columns of Z."""
     n = len(y)
-    g = float(max(n, 1))
-    white = [_whiten(y, Z, phi) for phi in PHI_GRID]
+    g = float(max(G_PER_POINT * n, 1))
+    white = [_whiten(y, Z, phi) for phi in PHI_GRID] + [_whiten_level(y, Z, q) for q in Q_GRID]
     k = len(groups)
     lp_in = np.log(prior_incl)
     lp_out = np.log1p(-np.asarray(prior_incl))
@@ -118,16 +152,58 @@ def fit_regression(
 
     if k <= MAX_ENUMERATED:
         subsets = [tuple(i for i in range(k) if mask >> i & 1) for mask in range(2**k)]
-        models = [(j, s) for j in range(len(PHI_GRID)) for s in subsets]
-        lps = np.array([logpost(j, s) for j, s in models])
+        models, lps = _enumerate(white, groups, subsets, lp_in, lp_out, g, n)
     else:
-        models, lps = _gibbs(logpost, k, len(PHI_GRID))
+        models, lps = _gibbs(logpost, k, len(white))
     wts = np.exp(lps - lps.max())
     wts /= wts.sum()
-    keep = wts > 1e-6 * wts.max()
-    models = [m for m, kk in zip(models, keep, strict=True) if kk]
+    # keep the most probable models holding 99.9% of the posterior (at most MAX_MODELS)
+    order = np.argsort(-wts)
+    n_keep = min(int(np.searchsorted(np.cumsum(wts[order]), 0.999)) + 1, MAX_MODELS, len(order))
+    keep = order[:n_keep]
+    models = [models[i] for i in keep]
     wts = wts[keep] / wts[keep].sum()
     return RegressionFit(groups, models, wts, white, g, n)
+
+
+def _enumerate(
+    white: list[_Whitened],
+    groups: list[np.ndarray],
+    subsets: list[tuple[int, ...]],
+    lp_in: np.ndarray,
+    lp_out: np.ndarray,
+    g: float,
+    n: int,
+) -> tuple[list[tuple[int, tuple[int, ...]]], np.ndarray]:
+    """Log posterior of every (phi, subset), batched over subsets with the same number of columns."""
+    shrink = g / (1.0 + g)
+    cols = [np.concatenate([groups[i] for i in s]) if s else np.empty(0, dtype=int) for s in subsets]
+    prior = np.array([sum(lp_in[i] if i in s else lp_out[i] for i in range(len(groups))) for s in subsets])
+    by_size: dict[int, list[int]] = {}
+    for idx, c in enumerate(cols):
+        by_size.setdefault(c.size, []).append(idx)
+    models, lps = [], []
+    for j, w in enumerate(white):
+        fit = np.zeros(len(subsets))
+        for p, idxs in by_size.items():
+            if p == 0:
+                continue
+            C = np.stack([cols[i] for i in idxs])  # m x p
+            Gs = w.G[C[:, :, None], C[:, None, :]]  # m x p x p
+            bs = w.b[C]  # m x p
+            try:
+                sol = np.linalg.solve(Gs, bs[:, :, None])[:, :, 0]
+            except np.linalg.LinAlgError:  # a singular subset somewhere: fall back one by one
+                sol = np.stack(
+                    [np.linalg.lstsq(G1, b1, rcond=None)[0] for G1, b1 in zip(Gs, bs, strict=True)]
+                )
+            fit[idxs] = (bs * sol).sum(axis=1)
+        S = np.maximum(w.yy - shrink * fit, 1e-300)
+        sizes = np.array([c.size for c in cols])
+        lp = w.ldet - 0.5 * sizes * math.log1p(g) - 0.5 * (n - 1) * np.log(S) + prior
+        models += [(j, s) for s in subsets]
+        lps.append(lp)
+    return models, np.concatenate(lps)
 
 
 def _gibbs(logpost, k: int, n_phi: int) -> tuple[list[tuple[int, tuple[int, ...]]], np.ndarray]:
@@ -195,9 +271,15 @@ def simulate_regression(
         s2 = S / (2.0 * rng.standard_gamma((fit.n - 1) / 2.0, size=m))
         s = np.sqrt(s2)
         beta = mean[None, :] + (rng.standard_normal((m, cols.size)) @ L.T) * s[:, None]
-        cc = float(w.c @ w.c)
-        resid_t = w.T[:, 0][:, None] - w.T[:, 2:][:, cols] @ beta.T  # n x m
-        alpha = (w.c @ resid_t) / cc + rng.standard_normal(m) * s / math.sqrt(cc)
+        if w.q > 0:  # local level: filtered level at the end, then a random walk, plus noise
+            level = (
+                w.a_last[0] - w.a_last[1:][cols] @ beta.T + rng.standard_normal(m) * s * math.sqrt(w.P_last)
+            )
+            steps = rng.standard_normal((horizon, m)) * (s * math.sqrt(w.q))[None, :]
+            u = level[None, :] + np.cumsum(steps, axis=0) + rng.standard_normal((horizon, m)) * s[None, :]
+            out.append(Z_ahead[:, cols] @ beta.T + u)
+            continue
+        alpha = _draw_intercept(w, cols, beta, s, rng)
         u_last = y[-1] - alpha - Z[-1, cols] @ beta.T
         e = rng.standard_normal((horizon, m)) * s[None, :]
         u = np.empty((horizon, m))
@@ -210,35 +292,54 @@ def simulate_regression(
     return paths[:, rng.permutation(n_sims)]
 
 
+def _draw_intercept(w: _Whitened, cols: np.ndarray, beta: np.ndarray, s: np.ndarray, rng) -> np.ndarray:
+    """Intercept draws given coefficient draws (m x p) and sds (m); 0 under a random-walk error."""
+    cc = float(w.c @ w.c)
+    if w.phi >= 1.0 or w.q > 0 or cc <= 0:
+        return np.zeros(len(s))
+    resid_t = w.T[:, 0][:, None] - w.T[:, 2:][:, cols] @ beta.T  # n x m
+    mean = (w.c @ resid_t) / cc
+    return mean if rng is None else mean + rng.standard_normal(len(s)) * s / math.sqrt(cc)
+
+
 def summarize(fit: RegressionFit, y: np.ndarray, Z: np.ndarray) -> dict:
     """Inclusion probabilities, mean coefficients, posterior phi, pre-period one-step predictions, acf."""
     k = len(fit.groups)
     incl_p = np.zeros(k)
     beta_mean = np.zeros(Z.shape[1])
-    phi_mean = 0.0
+    phi_mean = level_p = 0.0
     for (j, incl), wt in zip(fit.models, fit.weights, strict=True):
         for i in incl:
             incl_p[i] += wt
         cols, mean, _, _ = _posterior(fit, j, incl)
         beta_mean[cols] += wt * mean
-        phi_mean += wt * PHI_GRID[j]
+        w = fit.white[j]
+        if w.q > 0:
+            level_p += wt
+        else:
+            phi_mean += wt * w.phi
+    phi_mean = phi_mean / (1.0 - level_p) if level_p < 1.0 else math.nan
     # one-step predictions of the most probable model at its posterior mean
     j, incl = fit.models[int(np.argmax(fit.weights))]
     w = fit.white[j]
     cols, mean, _, S = _posterior(fit, j, incl)
-    cc = float(w.c @ w.c)
-    alpha = float(w.c @ (w.T[:, 0] - w.T[:, 2:][:, cols] @ mean)) / cc
+    alpha = float(_draw_intercept(w, cols, mean[None, :], np.zeros(1), None)[0])
     u = y - alpha - Z[:, cols] @ mean
     pre_mean = np.full(len(y), np.nan)
-    pre_mean[1:] = y[1:] - u[1:] + w.phi * u[:-1]
     pre_sd = np.full(len(y), math.sqrt(S / max(fit.n - 1, 1)))
     pre_sd[0] = np.nan
+    if w.q > 0:
+        pre_mean[1:] = y[1:] - (w.V[:, 0] - w.V[:, 1:][:, cols] @ mean)
+        pre_sd[1:] *= np.sqrt(w.F)
+    else:
+        pre_mean[1:] = y[1:] - u[1:] + w.phi * u[:-1]
     ols_resid = u - u.mean()
     acf1 = float(ols_resid[1:] @ ols_resid[:-1] / (ols_resid @ ols_resid)) if len(u) > 2 else math.nan
     return {
         "inclusion": incl_p,
         "beta": beta_mean,
         "phi": phi_mean,
+        "level_prob": level_p,
         "acf1": acf1,
         "pre_mean": pre_mean,
         "pre_sd": pre_sd,
@@ -277,6 +378,7 @@ def fit_and_simulate(
         "weights_std": s["beta"][start:].tolist() if k else [],
         "seasonal_prob": float(s["inclusion"][0]) if season else None,
         "phi": s["phi"],
+        "level_prob": s["level_prob"],
         "acf1": s["acf1"],
         "n_models": len(fit.models),
     }

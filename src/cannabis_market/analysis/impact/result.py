@@ -36,7 +36,7 @@ _SUMMARY_COLUMNS = [
     "rel_effect_hi",
 ]
 MODEL_NAMES = {
-    "regression": "spike-and-slab regression on the controls with AR(1) errors",
+    "regression": "spike-and-slab regression on the controls with autocorrelated errors (AR(1) or local level)",
     "state_space": "structural time series (local level, maximum likelihood)",
 }
 
@@ -96,7 +96,8 @@ class ImpactResult:
         is in the model; 1.0 for the state-space model, which keeps every control), ``coefficient``
         (posterior mean, in units of y per unit of the control, 0 when excluded) and ``weight`` (the
         same in pre-period-standardized units, comparable across controls).
-        ``"model"``: one row: the model used, why, residual lag-1 autocorrelation, AR(1) coefficient.
+        ``"model"``: one row: the model used, why, residual lag-1 autocorrelation, the posterior mean
+        AR(1) coefficient and posterior probability of local-level errors (regression family).
         """
         if what == "effect":
             return self._summary.clone()
@@ -113,6 +114,7 @@ class ImpactResult:
                     "chosen_by": [self.model_choice],
                     "residual_acf1": [d.get("acf1", math.nan)],
                     "ar1_phi": [d.get("phi", math.nan)],
+                    "local_level_prob": [d.get("level_prob", math.nan)],
                     "seasonality": [self.seasonality],
                 },
                 schema_overrides={"seasonality": pl.Int64},
@@ -239,12 +241,13 @@ class ImpactResult:
     def model_text(self) -> str:
         """One or two sentences: which model was used and why, residual autocorrelation, controls kept."""
         d = self.diagnostics
-        out = f"Model: {MODEL_NAMES.get(self.model, self.model)} ({self.model_choice})."
+        out = f"Model: {MODEL_NAMES.get(self.model, self.model)}; {self.model_choice}."
         acf = d.get("acf1")
         if acf is not None and math.isfinite(acf):
             out += f" Pre-period residual lag-1 autocorrelation {acf:.2f}"
-            phi = d.get("phi")
-            out += f", AR(1) coefficient {phi:.2f}." if phi is not None and math.isfinite(phi) else "."
+            phi, lvl = d.get("phi"), d.get("level_prob")
+            out += f", AR(1) coefficient {phi:.2f}" if phi is not None and math.isfinite(phi) else ""
+            out += f", probability of a wandering local level {lvl:.2f}." if lvl is not None else "."
         if self.control_table is not None and self.control_table.height and self.model == "regression":
             ranked = self.control_table.sort("inclusion_prob", descending=True)
             shown = [
