@@ -2,7 +2,9 @@
 
 Cases (``cannabis_market.analysis.impact.cases``, known truth): clean daily, placebo (no effect),
 monthly (44 pre + 1-3 post months, 6 noisy seasonal controls, -4%), daily AR(1) noise (phi 0.6, -8%),
-misleading control (a pre-period level shift in one control, -10%); 30 seeds each (2 with --quick).
+misleading control (a pre-period level shift in one control, -10%); 200 seeds each (2 with --quick):
+with AR(1) noise both models sit at the noise floor and the median error of 30-60 seeds flips between
+them from one seed range to the next.
 Both models see the same frame, periods and seed; both report the relative effect of the post-period
 average with a 95% interval. bsts-causalimpact (the `bench` extra, never a runtime dependency) runs with
 its defaults (local level, spike-and-slab, 1,000 iterations after 500 warm-up).
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from _common import REPO, comparison, median
 
-N_SEEDS = 30
+N_SEEDS = 200
 QUICK_SEEDS = 2
 STATCAN_CSV = REPO.parent / "shared/data/real/statcan_20100056_cannabis_retailers_monthly_by_province.csv"
 PROVINCES = [
@@ -83,6 +85,7 @@ def _aggregate(runs: list[dict], effect: float) -> dict:
     return {
         "coverage": sum(r["lo"] <= effect <= r["hi"] for r in runs) / len(runs),
         "median_error_pp": 100 * median([abs(r["rel"] - effect) for r in runs]),
+        "mean_error_pp": 100 * sum(abs(r["rel"] - effect) for r in runs) / len(runs),
         "width_pp": 100 * median([r["hi"] - r["lo"] for r in runs]),
         "detect": sum(bool(r["sig"]) for r in runs) / len(runs),
         "secs": median([r["secs"] for r in runs]),
@@ -170,7 +173,16 @@ def run(quick: bool = False) -> dict:
         a = _aggregate(ours, effect)
         models = sorted({r["model"] for r in ours})
         rows.append(
-            [name, "ours", a["coverage"], a["median_error_pp"], a["width_pp"], a["detect"], a["secs"]]
+            [
+                name,
+                "ours",
+                a["coverage"],
+                a["median_error_pp"],
+                a["mean_error_pp"],
+                a["width_pp"],
+                a["detect"],
+                a["secs"],
+            ]
         )
         figures[f"{name}: models used"] = ", ".join(
             f"{m} {sum(r['model'] == m for r in ours)}" for m in models
@@ -199,7 +211,16 @@ def run(quick: bool = False) -> dict:
         if peer:
             b = _aggregate(peer, effect)
             rows.append(
-                [name, "bsts", b["coverage"], b["median_error_pp"], b["width_pp"], b["detect"], b["secs"]]
+                [
+                    name,
+                    "bsts",
+                    b["coverage"],
+                    b["median_error_pp"],
+                    b["mean_error_pp"],
+                    b["width_pp"],
+                    b["detect"],
+                    b["secs"],
+                ]
             )
             ratio = a["median_error_pp"] / b["median_error_pp"] if b["median_error_pp"] > 0 else float("nan")
             comparisons.append(
@@ -218,11 +239,11 @@ def run(quick: bool = False) -> dict:
     comparisons.append(
         comparison(
             "median fit, 194 daily points, 3 controls",
-            round(clean[6], 4),
+            round(clean[7], 4),
             0.1,
-            round(clean[6] / 0.1, 3),
+            round(clean[7] / 0.1, 3),
             "<= 1",
-            clean[6] <= 0.1,
+            clean[7] <= 0.1,
             "s",
             "budget",
         )
@@ -272,7 +293,16 @@ def run(quick: bool = False) -> dict:
         "tables": [
             {
                 "title": "Side by side (relative effect of the post-period average; errors and widths in pp)",
-                "columns": ["case", "model", "coverage", "median error", "width", "detect / FP", "s per fit"],
+                "columns": [
+                    "case",
+                    "model",
+                    "coverage",
+                    "median error",
+                    "mean error",
+                    "width",
+                    "detect / FP",
+                    "s per fit",
+                ],
                 "rows": [
                     [
                         r[0],
@@ -281,7 +311,8 @@ def run(quick: bool = False) -> dict:
                         round(r[3], 2),
                         round(r[4], 2),
                         round(r[5], 2),
-                        round(r[6], 4),
+                        round(r[6], 2),
+                        round(r[7], 4),
                     ]
                     for r in rows
                 ],

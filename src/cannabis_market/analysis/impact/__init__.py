@@ -7,7 +7,7 @@ like in the post-period without the intervention (the counterfactual), and repor
 intervals. Modules:
 
 * ``inputs``     argument, date and window checks (every bad input is an ``InputError``);
-* ``regression`` spike-and-slab regression on the controls with AR(1) errors (numpy, exact);
+* ``regression`` spike-and-slab regression on the controls, AR(1) or local-level errors (numpy, exact);
 * ``model``      the maximum-likelihood structural time-series model (statsmodels);
 * ``estimate``   ``estimate_impact``: picks the model on a pre-period holdout, simulates, assembles;
 * ``result``     ``ImpactResult`` (summary, report, placebo), ``Estimate``;

@@ -3,7 +3,7 @@
 Two model families (both on pre-period-standardized data, both simulate the counterfactual jointly
 over the post-period):
 
-* ``"regression"`` (:mod:`.regression`): spike-and-slab selection over the controls with AR(1) errors,
+* ``"regression"`` (:mod:`.regression`): spike-and-slab selection over the controls with AR(1) or local-level errors,
   exact Bayesian model averaging; numpy only, a few milliseconds.
 * ``"state_space"`` (:mod:`.model`): statsmodels' structural model (local level with a bounded
   variance, optional stochastic seasonal, flat-prior coefficients), fitted by maximum likelihood.

@@ -1,27 +1,34 @@
-"""The regression family: spike-and-slab selection of controls with AR(1) errors, exact and numpy-only.
+"""The regression family: spike-and-slab selection of controls with autocorrelated errors; exact, numpy.
 
 The model (on data standardized with the pre-period mean and sd of each column)::
 
-    y_t = alpha + s_t' delta + x_t,gamma' beta_gamma + u_t,     u_t = phi u_t-1 + e_t,  e_t ~ N(0, s2)
+    y_t = alpha + s_t' delta + x_t,gamma' beta_gamma + u_t
 
 ``gamma`` says which controls enter (CausalImpact's spike-and-slab inclusion indicators), ``s_t`` are
-optional seasonal dummies (one block, itself included or not), ``phi`` the AR(1) coefficient of the
-errors on a grid from 0 (white noise) to 0.98 (close to a random-walk level).
+optional seasonal dummies (one block, itself included or not). The errors ``u_t`` are one of
 
-Priors: a flat prior on ``alpha``; ``p(s2) ~ 1/s2``; Zellner's g-prior on the included coefficients,
-``beta_gamma | s2 ~ N(0, g s2 (Z'Z)^-1)`` with the unit-information ``g = n``; independent inclusion
-indicators with prior probability ``min(0.5, 3 / k)`` (an expected model of about 3 controls); a uniform
-prior over the ``phi`` grid. For each ``phi`` the Prais-Winsten transform whitens the errors, so every
-``(gamma, phi)`` has a closed-form marginal likelihood: instead of a Gibbs sampler over ``gamma`` the
-posterior is computed exactly by enumerating the models (up to 2^9 of them; a Gibbs sampler over the
-indicators takes over beyond that). Why this rather than MLE: coefficients are shrunk and averaged
-over models, so it runs with more controls than the 3-points-per-parameter rule allows, a control
-whose relation with y breaks gets a low inclusion probability, and serially correlated errors widen
-the intervals exactly as much as the pre-period supports.
+* AR(1): ``u_t = phi u_t-1 + e_t``, ``phi`` on a grid from 0 (white noise) to 1 (a random walk);
+* local level + noise: ``u_t = l_t + e_t``, ``l_t+1 = l_t + w_t``, ``var(w) = q var(e)``, ``q`` on a grid
+  (CausalImpact's local level; the level absorbs the intercept). It lets the counterfactual carry a
+  level the controls do not explain, e.g. when a control that tracked y jumped in the pre-period.
 
-Counterfactual paths are exact posterior-predictive draws: a model ``(gamma, phi)`` from its posterior
-weight, then ``s2``, ``beta``, ``alpha`` from their conditional posteriors, then the AR(1) error
-continued from the last pre-period residual.
+Priors: a flat prior on ``alpha`` (or the initial level); ``p(s2) ~ 1/s2``; Zellner's g-prior on the
+included coefficients, ``beta_gamma | s2 ~ N(0, g s2 (Z'Z)^-1)`` with ``g = 100 n`` (weak: with the
+unit-information ``g = n`` the posterior mean shrinks coefficients by 1/(1+n), enough to bias forecasts
+of trending series); independent inclusion indicators with prior probability ``min(0.5, 3 / k)`` (about
+3 controls expected); a uniform prior over the error models. Every error model is whitened exactly --
+Prais-Winsten for AR(1), the Kalman filter for the local level (it is linear, so filtering y and every
+control column gives the GLS transform) -- so every ``(gamma, error model)`` has a closed-form marginal
+likelihood, and instead of a Gibbs sampler over ``gamma`` the posterior is computed exactly by
+enumerating the models (up to 2^9 subsets; a Gibbs sampler over the indicators takes over beyond). Why
+this rather than MLE: coefficients are averaged over models, so it runs with more controls than the
+3-points-per-parameter rule allows, a control whose relation with y breaks gets a low inclusion
+probability, and serially correlated errors widen the intervals exactly as much as the pre-period
+supports.
+
+Counterfactual paths are exact posterior-predictive draws: a model from its posterior weight, then
+``s2``, ``beta``, ``alpha`` from their conditional posteriors, then the errors continued from the end
+of the pre-period (the last AR residual, or the filtered level and its variance).
 """
 
 from __future__ import annotations
@@ -100,13 +107,28 @@ def _whiten_level(y: np.ndarray, Z: np.ndarray, q: float) -> _Whitened:
     a, P = A[0].copy(), 1.0
     V = np.empty((n - 1, A.shape[1]))
     F = np.empty(n - 1)
-    for t in range(1, n):
+    t = 1
+    while t < n:
         Pp = P + q
         f = Pp + 1.0
         v = A[t] - a
         V[t - 1], F[t - 1] = v, f
         a = a + (Pp / f) * v
-        P = Pp / f
+        P_new = Pp / f
+        t += 1
+        if abs(P_new - P) < 1e-13 and n - t > 1000:
+            P = P_new
+            break
+        P = P_new
+    if t < n:  # steady state: the filter is a fixed first-order recursion, run it in C
+        from scipy.signal import lfilter
+
+        K = (P + q) / (P + q + 1.0)
+        levels = lfilter([K], [1.0, K - 1.0], A[t:], axis=0, zi=((1.0 - K) * a)[None, :])[0]
+        prev = np.vstack([a[None, :], levels[:-1]])
+        V[t - 1 :] = A[t:] - prev
+        F[t - 1 :] = P + q + 1.0
+        a = levels[-1]
     W = V / np.sqrt(F)[:, None]
     ys, Zs = W[:, 0], W[:, 1:]
     ldet = -0.5 * float(np.log(F).sum())
@@ -297,8 +319,8 @@ def _draw_intercept(w: _Whitened, cols: np.ndarray, beta: np.ndarray, s: np.ndar
     cc = float(w.c @ w.c)
     if w.phi >= 1.0 or w.q > 0 or cc <= 0:
         return np.zeros(len(s))
-    resid_t = w.T[:, 0][:, None] - w.T[:, 2:][:, cols] @ beta.T  # n x m
-    mean = (w.c @ resid_t) / cc
+    cT = w.c @ w.T  # c'[y, 1, Z]: the intercept's GLS estimate is linear in beta
+    mean = (cT[0] - cT[2:][cols] @ beta.T) / cc
     return mean if rng is None else mean + rng.standard_normal(len(s)) * s / math.sqrt(cc)
 
 
