@@ -149,3 +149,19 @@ def test_long_series_refused_for_the_state_space_model_with_a_suggestion() -> No
         estimate_impact(
             frame, "y", (0, n - 11), (n - 10, n - 1), controls=["x"], date_col="t", model="state_space"
         )
+
+
+def test_many_controls_use_the_gibbs_sampler_and_find_the_two_that_matter() -> None:
+    """12 controls (past exact enumeration): the two that drive y are kept, the ten others dropped."""
+    rng = np.random.default_rng(5)
+    n = 80
+    X = np.column_stack([100 + np.cumsum(rng.normal(size=n)) for _ in range(12)])
+    y = 2 * X[:, 0] + X[:, 5] + rng.normal(size=n)
+    y[70:] -= 10
+    names = [f"c{i}" for i in range(12)]
+    frame = pl.DataFrame({"t": np.arange(n), "y": y, **{c: X[:, i] for i, c in enumerate(names)}})
+    r = estimate_impact(frame, "y", (0, 69), (70, 79), controls=names, date_col="t", model="regression")
+    incl = dict(r.summary("controls").select("control", "inclusion_prob").iter_rows())
+    assert incl["c0"] > 0.9 and incl["c5"] > 0.9
+    assert all(incl[c] < 0.3 for c in names if c not in ("c0", "c5"))
+    assert r.average.lo <= -10 <= r.average.hi
