@@ -77,7 +77,8 @@ def estimate_impact(
     (The regression family includes the seasonal block only when the data support it.)
     ``prior_level_sd`` bounds the sd of the state-space level's random walk in standardized units
     (CausalImpact's ``prior.level.sd``). ``n_sims`` counterfactual paths are simulated with the
-    generator seeded by ``seed``; ``param_uncertainty`` also draws the state-space variances.
+    generator seeded by ``seed``; ``param_uncertainty`` also draws the state-space variances (the
+    regression family always draws every parameter from its posterior).
 
     Raises :class:`cannabis_market.errors.InputError` on bad input (see the messages).
     """
