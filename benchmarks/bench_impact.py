@@ -73,6 +73,7 @@ def run(quick: bool = False) -> dict:
             "paths per second (marginal)": round(paths_per_s) if paths_per_s else "n/a (noise)",
             "paths per second (whole estimate, 1,000 paths)": round(N_SIMS / t_many),
             "fit and fixed costs (s)": round(fit, 3) if fit is not None else "n/a (noise)",
+            "model used (model='auto')": f"{first.model} ({first.model_choice})",
             "seasonality chosen": first.seasonality,
             "estimated average effect (true -15)": f"{avg.point:.2f} [{avg.lo:.2f}, {avg.hi:.2f}]",
             "interval covers the true effect": bool(avg.lo <= EFFECT <= avg.hi),

@@ -192,19 +192,38 @@ def test_huge_effect_hits_the_p_value_floor() -> None:
 
 
 def test_level_variance_respects_prior_level_sd() -> None:
+    """The state-space family keeps the level variance under prior_level_sd squared."""
     rng = np.random.default_rng(1)
     n = 120
     x = np.cumsum(rng.normal(size=n))
     drift = np.cumsum(rng.normal(size=n)) * 2.0  # far more level movement than 0.01 sd allows
     frame = pl.DataFrame({"t": np.arange(n), "y": x + drift + rng.normal(size=n), "x": x})
-    r = estimate_impact(frame, "y", (0, 99), (100, 119), controls=["x"], date_col="t", n_sims=200)
+    r = estimate_impact(
+        frame, "y", (0, 99), (100, 119), controls=["x"], date_col="t", n_sims=200, model="state_space"
+    )
     assert 0 <= r.params["sigma2_level"] <= 0.01**2 * (1 + 1e-9)
     wide = estimate_impact(
-        frame, "y", (0, 99), (100, 119), controls=["x"], date_col="t", n_sims=200, prior_level_sd=0.5
+        frame,
+        "y",
+        (0, 99),
+        (100, 119),
+        controls=["x"],
+        date_col="t",
+        n_sims=200,
+        model="state_space",
+        prior_level_sd=0.5,
     )
     assert wide.params["sigma2_level"] > 0.01**2  # the bound, not the data, held the first fit down
     flat = estimate_impact(
-        frame, "y", (0, 99), (100, 119), controls=["x"], date_col="t", n_sims=200, prior_level_sd=0.0
+        frame,
+        "y",
+        (0, 99),
+        (100, 119),
+        controls=["x"],
+        date_col="t",
+        n_sims=200,
+        model="state_space",
+        prior_level_sd=0.0,
     )
     assert "sigma2_level" not in flat.params
 
