@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import HERE, REPO, BenchError, comparison, run_isolated
+from _common import REPO, BenchError, comparison, run_isolated
+from _synth import DATA_DIR as DATA
 
 EAGER_REV = "78e5158"  # last commit of the eager importer (read the whole export into memory)
 EAGER_PATH = "src/cannabis_market/data/adapters/pos.py"
 MAPPING = REPO / "data" / "examples" / "pos_mapping.example.yml"
-DATA = HERE / "_data"
 FULL_LINES = (10_000_000, 20_000_000)
 QUICK_LINES = (20_000, 40_000)
 PEAK_BUDGET_MB = 1536.0  # the limit for the 1 GB export
