@@ -154,3 +154,16 @@ def test_memory_stays_flat_on_a_100mb_export(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     peak = float(proc.stdout.split()[-1])
     assert peak < 2.5 * size_mb + 150, f"peak {peak:.0f} MB for a {size_mb:.0f} MB export"
+
+
+def test_other_encodings_are_transcoded_and_bad_bytes_located(tmp_path):
+    lines = "Sale Date;Store #;City;Banner;Product Type;Net Sales;Grams Sold\n01/01/2022;S1;Montréal;B;Flower;11,30;1\n"
+    (tmp_path / "e.csv").write_bytes(lines.encode("latin-1"))
+    mapping = yaml.safe_load(MAPPING.read_text()) | {"encoding": "latin-1"}
+    (tmp_path / "m.yml").write_text(yaml.safe_dump(mapping))
+    tables, _ = read_pos(tmp_path / "e.csv", tmp_path / "m.yml")
+    assert tables["stores"]["municipality"].to_list() == ["Montréal"]
+    assert tables["sales"]["revenue"].to_list() == [10.0]
+    at = lines.encode("latin-1").index("é".encode("latin-1"))
+    with pytest.raises(InputError, match=rf"e.csv: not valid utf-8 text at byte {at}; set encoding"):
+        read_pos(tmp_path / "e.csv", MAPPING)
