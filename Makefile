@@ -1,6 +1,13 @@
-# cannabis_market — every set-up step lives here so a fresh clone needs only Python 3.11 and pip.
+# cannabis_market — every set-up step lives here so a fresh clone needs only Python 3.11-3.13 and pip.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The interpreter: PYTHON if given, else the first of python3.13, python3.12, python3.11, python3 that runs
+# and is a supported version (3.11.5 to 3.13, as requires-python in pyproject.toml). A command that exists
+# but does not run (e.g. a pyenv shim for a version that is not active) is passed over.
+PY_OK := import sys; sys.exit(not (3, 11, 5) <= sys.version_info[:3] < (3, 14))
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in python3.13 python3.12 python3.11 python3; do \
+  $$p -c '$(PY_OK)' >/dev/null 2>&1 && { echo $$p; break; }; done)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
@@ -11,10 +18,11 @@ STAMP := $(VENV)/.installed
 .PHONY: help venv kernel data real-data report test lint format lab bench browser clean
 
 help:  ## list targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 2; }
+	@if [ -z "$(PYTHON)" ]; then echo "error: no Python 3.11, 3.12 or 3.13 found (tried python3.13, python3.12, python3.11, python3); install one or run make PYTHON=/path/to/python3.x" >&2; exit 2; fi
+	@$(PYTHON) -c '$(PY_OK)' 2>/dev/null || { echo "error: PYTHON=$(PYTHON) does not run or is not Python 3.11.5-3.13 ($$($(PYTHON) --version 2>&1 | head -1)); run make PYTHON=/path/to/python3.x" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
@@ -31,8 +39,9 @@ $(DATASET)/manifest.yml: | $(STAMP)
 
 data: $(DATASET)/manifest.yml  ## generate the default synthetic dataset into data/sample (if missing)
 
-REAL ?= ../shared/data/real
-REAL_OUT := data/real
+# The public files shipped in data/public (see data/public/PROVENANCE.md); REAL=DIR imports another copy.
+REAL ?= data/public
+REAL_OUT ?= data/real
 
 $(REAL_OUT)/statcan/manifest.yml: | $(STAMP)
 	$(BIN)/cannabis-market data import-statcan $(REAL)/statcan_20100056_cannabis_retailers_monthly_by_province.csv --out $(REAL_OUT)/statcan
@@ -41,10 +50,7 @@ $(REAL_OUT)/washington/manifest.yml: | $(STAMP)
 $(REAL_OUT)/oregon/manifest.yml: | $(STAMP)
 	$(BIN)/cannabis-market data import-oregon $(REAL)/oregon_olcc_monthly_sales_prices_2016-2021.xlsx --out $(REAL_OUT)/oregon
 
-real-data: $(STAMP)  ## import the public data in ../shared/data/real (if present) for the real-data reports
-	@if [ -d "$(REAL)" ]; then \
-	  $(MAKE) --no-print-directory $(REAL_OUT)/statcan/manifest.yml $(REAL_OUT)/washington/manifest.yml $(REAL_OUT)/oregon/manifest.yml; \
-	else echo "note: $(REAL) not found: the real-data reports (statcan_outage, washington_saturation, oregon_prices) will be skipped"; fi
+real-data: $(REAL_OUT)/statcan/manifest.yml $(REAL_OUT)/washington/manifest.yml $(REAL_OUT)/oregon/manifest.yml  ## import the public files in data/public into data/real (offline)
 
 report: $(STAMP) data real-data  ## build every report into reports/ (index: reports/index.html)
 	$(BIN)/cannabis-market report --jobs 2
@@ -69,7 +75,7 @@ format: $(STAMP)  ## apply ruff formatting
 	$(BIN)/ruff check --fix src tests benchmarks
 
 lab: $(STAMP) data  ## open JupyterLab on the cannabis-market kernel
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: $(STAMP) data  ## run benchmarks; results go to benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py

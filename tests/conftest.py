@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny valid dataset writer and the real-data folder (skipped when absent)."""
+"""Shared fixtures: a tiny valid dataset writer and the real-data folder (data/public, or $CM_REAL_DATA)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def real_data_dir() -> Path:
-    """../shared/data/real beside the checkout, or $CM_REAL_DATA."""
-    return Path(os.environ.get("CM_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+    """The public-data snapshot shipped in data/public, or $CM_REAL_DATA."""
+    return Path(os.environ.get("CM_REAL_DATA", REPO / "data" / "public"))
 
 
 def real_file(name: str) -> Path:
     """Path of one real-data file; skip the test with a clear reason when it is absent."""
     f = real_data_dir() / name
     if not f.is_file():
-        pytest.skip(f"real data file {f} is absent (CI has ../shared/data/real; a fresh clone may not)")
+        pytest.skip(f"real data file {f} is absent (data/public ships it; was it deleted?)")
     return f
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,8 @@ import pytest
 from cannabis_market.analysis import growth as G
 from cannabis_market.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import real_file
+
 WA_FILE = "washington_lcb_retail_sales_by_license_monthly_2017-2021.xlsx"
 
 
@@ -433,14 +433,6 @@ def test_generated_demand_backtest_and_saturation(generated):
 # ------------------------------------------------------------------------------------------------
 
 
-def _real_file(name: str) -> Path:
-    folder = Path(os.environ.get("CM_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
-    f = folder / name
-    if not f.is_file():
-        pytest.skip(f"real data file {f} is absent (set CM_REAL_DATA or provide ../shared/data/real)")
-    return f
-
-
 def _read_washington(path: Path) -> pl.DataFrame:
     """Minimal private reader: [period, store_id, revenue] per licence and month.
 
@@ -472,7 +464,7 @@ def _read_washington(path: Path) -> pl.DataFrame:
 
 @pytest.fixture(scope="module")
 def washington():
-    wa = _read_washington(_real_file(WA_FILE))
+    wa = _read_washington(real_file(WA_FILE))
     # the last reported month is incomplete (late reports): leave it out
     return wa.filter(pl.col("period") < wa["period"].max())
 

@@ -1,5 +1,5 @@
 """The four report notebooks run end to end through the CLI on a small generated dataset, and the
-real-data report jobs build offline HTML (skipped where ../shared/data/real is absent)."""
+real-data report jobs build offline HTML from the snapshot in data/public."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_notebook_outage_recovers_the_generated_loss(small_dataset, tmp_path):
 def test_real_data_reports_build_offline_html(tmp_path):
     real = real_data_dir()
     if not (real / "statcan_20100056_cannabis_retailers_monthly_by_province.csv").is_file():
-        pytest.skip(f"real data folder {real} is absent (CI has ../shared/data/real)")
+        pytest.skip(f"real data folder {real} is absent (data/public ships it; was it deleted?)")
     data = tmp_path / "real"
     for action, file in [
         ("import-statcan", "statcan_20100056_cannabis_retailers_monthly_by_province.csv"),

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -15,6 +13,8 @@ import pytest
 from cannabis_market.analysis import pricing as P
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_date
+
+from conftest import real_file
 
 OREGON = "oregon_olcc_monthly_sales_prices_2016-2021.xlsx"
 GRAMS_PER_POUND = 453.59237  # Oregon reports wholesale flower in USD per pound
@@ -462,10 +462,7 @@ def test_generated_density_effect_sign_and_size(generated):
 
 def _read_oregon() -> pl.DataFrame:
     """Oregon OLCC monthly flower prices: period, price_per_g (retail, USD/g), wholesale_per_g (USD/g)."""
-    folder = Path(os.environ.get("CM_REAL_DATA", Path(__file__).resolve().parents[2] / "shared/data/real"))
-    f = folder / OREGON
-    if not f.is_file():
-        pytest.skip(f"real data file {f} is absent (set CM_REAL_DATA or provide ../shared/data/real)")
+    f = real_file(OREGON)
     df = pl.read_excel(f)
     return df.select(
         pl.col("date").cast(pl.Date).alias("period"),

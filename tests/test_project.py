@@ -32,7 +32,7 @@ def _pins_environment() -> dict[str, str]:
     env = yaml.safe_load((REPO / "environment.yml").read_text())
     out = {}
     for d in env["dependencies"]:
-        if isinstance(d, str) and "=" in d and not d.startswith(("python=", "pip")):
+        if isinstance(d, str) and "=" in d and not d.startswith(("python", "pip")):
             name, ver = d.split("=", 1)
             out[name.lower()] = ver.lstrip("=")
     return out
@@ -40,6 +40,22 @@ def _pins_environment() -> dict[str, str]:
 
 def test_environment_yml_matches_pyproject():
     assert _pins_environment() == _pins_pyproject()
+
+
+def test_supported_python_range_agrees_everywhere():
+    """pyproject's requires-python, environment.yml and the Makefile's interpreter check name one range."""
+    spec = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    lo, hi = re.fullmatch(r">=([\d.]+),<([\d.]+)", spec).groups()
+    env = yaml.safe_load((REPO / "environment.yml").read_text())["dependencies"]
+    assert f"python>={lo},<{hi}" in env
+    make = (REPO / "Makefile").read_text()
+    as_tuple = ", ".join(lo.split("."))
+    assert (
+        f"not ({as_tuple}) <= sys.version_info[:{len(lo.split('.'))}] < ({', '.join(hi.split('.'))})" in make
+    )
+    readme = (REPO / "README.md").read_text()
+    for minor in ("3.13", "3.12", "3.11"):
+        assert f"python{minor}" in make and f"`python{minor}`" in readme
 
 
 def test_constraints_agree_with_direct_pins():

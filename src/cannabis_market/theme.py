@@ -14,6 +14,18 @@ from typing import Any
 THEME_NAME = "cannabis_market"
 PALETTE = ["#1b6e5a", "#d9822b", "#4a6fa5", "#b0413e", "#7d5ba6", "#8c8c8c", "#c4a000"]
 BAND = "#9ecfbf"
+# Vega time multi-format: the label format for each tick granularity.
+TIME_FORMAT = {
+    "year": "%Y",
+    "quarter": "%b %Y",
+    "month": "%b %Y",
+    "week": "%-d %b %Y",
+    "date": "%-d %b %Y",
+    "hours": "%-d %b %Y %H:%M",
+    "minutes": "%H:%M",
+    "seconds": "%H:%M:%S",
+    "milliseconds": "%H:%M:%S",
+}
 _registered: list[bool] = []
 
 
@@ -25,6 +37,9 @@ def config() -> dict[str, Any]:
             "font": "Helvetica, Arial, sans-serif",
             "range": {"category": PALETTE},
             "axis": {"labelFontSize": 11, "titleFontSize": 12, "gridColor": "#e6e6e6", "domainColor": "#888"},
+            # Every time axis names the year on every tick ("Apr 2022", "2023", "5 Aug 2022"), never
+            # a bare month ("April October April ...").
+            "axisTemporal": {"format": TIME_FORMAT, "labelOverlap": True},
             "legend": {"labelFontSize": 11, "titleFontSize": 12},
             "title": {"fontSize": 14, "anchor": "start", "subtitleColor": "#555"},
             "line": {"strokeWidth": 2},

@@ -7,7 +7,9 @@ Three parts:
   does *not* carry the Vega libraries: ``make_offline`` puts the bundle shipped by vl-convert-python
   (Vega + Vega-Lite + Vega-Embed, ~0.9 MB) into the page's ``<head>`` exactly once, and only when the page
   has a chart. Charts stay interactive (tooltips, SVG/PNG export). ``mode="svg"`` (or ``CM_CHART_MODE=svg``)
-  renders static SVG with vl-convert instead -- no JavaScript at all, no tooltips.
+  renders static SVG with vl-convert instead -- no JavaScript at all, no tooltips. Outside the report runner
+  (JupyterLab, plain papermill/nbconvert) ``nb.setup()`` enables ``mode="notebook"``: a Vega spec that
+  JupyterLab draws with its own Vega, so no chart ever loads a script from a CDN.
 * **Tables.** ``table(df)`` / ``show(obj)`` display polars frames as HTML with every string escaped, and
   refuse frames that are not safe to share (``safe.assert_safe``: store-level rows, a ``max_share``
   column, unsuppressed cells); suppressed cells read "suppressed". ``chart`` applies the same check.
@@ -46,6 +48,7 @@ from cannabis_market.reports.safe import (
 
 RENDERER_INTERACTIVE = "cannabis_market_offline"
 RENDERER_SVG = "cannabis_market_svg"
+RENDERER_NOTEBOOK = "cannabis_market_notebook"
 CHART_MODE_ENV = "CM_CHART_MODE"
 CHART_CLASS = "cm-chart"
 NUM_ATTR = ' class="cm-num"'
@@ -202,23 +205,57 @@ def svg_renderer(spec: dict, **metadata: Any) -> dict[str, str]:
     return {"image/svg+xml": svg, "text/plain": "<chart>"}
 
 
-def enable_offline_renderer(mode: str | None = None) -> str:
-    """Register both renderers with altair and enable one: ``"interactive"`` (default) or ``"svg"``.
+def notebook_renderer(spec: dict, **metadata: Any) -> dict[str, Any]:
+    """altair renderer for JupyterLab without a network: a Vega spec JupyterLab draws itself, plus SVG.
 
-    ``mode=None`` reads ``CM_CHART_MODE``. Returns the name of the enabled renderer. Only call this when
-    the notebook is rendered to a report (``nb.setup()`` does that); in JupyterLab keep altair's default.
+    altair 6 emits ``application/vnd.vegalite.v6.json``, which JupyterLab 4 does not know, and its default
+    renderer loads Vega from a CDN. JupyterLab 4 ships its own Vega runtime for
+    ``application/vnd.vega.v5+json``, so the Vega-Lite spec is compiled to Vega here with vl-convert
+    (offline). The Vega grammar did not change between major versions 5 and 6 (the bump was packaging),
+    so the compiled spec draws with JupyterLab's runtime. The SVG is for front ends without Vega
+    (nbconvert HTML, GitHub); JupyterLab ranks the Vega output first, so it stays interactive.
+    """
+    import vl_convert as vlc
+
+    try:
+        check_spec(spec)
+    except DisclosureError as exc:
+        return _refusal(exc)
+    version = _vl_version()
+    kwargs = {"vl_version": version} if version else {}
+    vega = vlc.vegalite_to_vega(spec, **kwargs)
+    vega.pop("$schema", None)  # no remote URL in the notebook; the mime type says which grammar
+    return {
+        "application/vnd.vega.v5+json": vega,
+        "image/svg+xml": vlc.vegalite_to_svg(spec, **kwargs),
+        "text/plain": "<chart>",
+    }
+
+
+CHART_MODES = {"interactive": RENDERER_INTERACTIVE, "svg": RENDERER_SVG, "notebook": RENDERER_NOTEBOOK}
+
+
+def enable_offline_renderer(mode: str | None = None) -> str:
+    """Register the offline renderers with altair and enable one; none of them loads anything remote.
+
+    * ``"interactive"`` (default): HTML + vegaEmbed; the report export adds the Vega bundle to the page.
+    * ``"svg"``: static SVG from vl-convert, no JavaScript.
+    * ``"notebook"``: for JupyterLab/papermill outside the report runner -- a Vega mime bundle JupyterLab
+      draws with its own Vega (no CDN, no "Error loading script"), plus an SVG fallback.
+
+    ``mode=None`` reads ``CM_CHART_MODE``. Returns the name of the enabled renderer.
     """
     import altair as alt
 
     mode = (mode or os.environ.get(CHART_MODE_ENV) or "interactive").strip().lower()
-    if mode not in ("interactive", "svg"):
-        raise ValueError(f"chart mode must be 'interactive' or 'svg', got {mode!r}")
+    if mode not in CHART_MODES:
+        raise ValueError(f"chart mode must be one of {', '.join(map(repr, CHART_MODES))}, got {mode!r}")
     alt.renderers.register(RENDERER_INTERACTIVE, offline_renderer)
     alt.renderers.register(RENDERER_SVG, svg_renderer)
+    alt.renderers.register(RENDERER_NOTEBOOK, notebook_renderer)
     alt.data_transformers.enable("default")  # data inlined into the spec, 5,000-row cap
-    name = RENDERER_SVG if mode == "svg" else RENDERER_INTERACTIVE
-    alt.renderers.enable(name)
-    return name
+    alt.renderers.enable(CHART_MODES[mode])
+    return CHART_MODES[mode]
 
 
 def _chart_frames(chart: Any):
@@ -376,10 +413,15 @@ def table(df: Any, **kwargs: Any) -> None:
     _display({"text/html": body, "text/plain": plain}, raw=True)
 
 
+# MathJax (JupyterLab, classic Notebook) skips elements with these classes: "CA$8.0B ... CA$118.0k" is
+# two amounts, not inline LaTeX. The report export has no MathJax, so the text reads the same there.
+NO_MATH = "tex2jax_ignore mathjax_ignore"
+
+
 def text(message: str) -> None:
-    """Display a string as an escaped paragraph (safe for text built from data)."""
+    """Display a string as an escaped paragraph (safe for text built from data; ``$`` is never math)."""
     paras = [p for p in re.split(r"\n\s*\n", str(message).strip()) if p.strip()]
-    body = "".join(f'<p class="cm-text">{html.escape(p)}</p>' for p in paras)
+    body = "".join(f'<p class="cm-text {NO_MATH}">{html.escape(p)}</p>' for p in paras)
     _display({"text/html": body, "text/plain": str(message)}, raw=True)
 
 

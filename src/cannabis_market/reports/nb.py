@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Callable
 from typing import Any
 
+import yaml
+
+from cannabis_market.errors import InputError
 from cannabis_market.reports.html import chart, enable_offline_renderer, show, table, text
+from cannabis_market.reports.paths import dataset_path
 from cannabis_market.reports.results import RESULTS_ENV, record, record_many
 from cannabis_market.reports.safe import (
     aggregate_safely,
@@ -33,10 +38,12 @@ REPORT_ENV = "CM_REPORT"
 
 __all__ = [
     "aggregate_safely",
+    "as_list",
     "assert_no_store_rows",
     "assert_safe",
     "chart",
     "current_policy",
+    "dataset_path",
     "in_report",
     "record",
     "record_many",
@@ -73,6 +80,8 @@ def setup(
     if charts is not None or in_report():
         enable_offline_renderer(charts)
         _install_frame_formatters()
+    else:  # JupyterLab / plain papermill: charts drawn by JupyterLab's own Vega, no CDN
+        enable_offline_renderer("notebook")
 
 
 def _install_frame_formatters() -> None:
@@ -116,3 +125,32 @@ def current_policy() -> dict[str, float]:
     """The suppression thresholds in force, e.g. to quote them in the report text."""
     pol = policy()
     return {"min_stores": pol.min_stores, "dominance": pol.dominance}
+
+
+def as_list(value: Any, item: Callable[[Any], Any] | None = None) -> list[Any]:
+    """A list parameter given as one value still works: ``-p controls none`` gives ``["none"]``, not letters.
+
+    papermill (and ``-p K=V``) pass a single value as a scalar where the notebook declares a list; ``list()``
+    of a string splits it into characters. Strings split on commas (``"3,7,14"``; ``"[a, b]"`` is read as
+    YAML), other scalars become a one-item list, None an empty one; `item` converts each element
+    (``as_list(stop_days_list, int)``). Raises InputError when an element cannot be converted.
+    """
+    if value is None:
+        items: list[Any] = []
+    elif isinstance(value, str) and value.strip().startswith("["):  # a list written as text: "[a, b]"
+        try:
+            items = as_list(yaml.safe_load(value))
+        except yaml.YAMLError as exc:
+            raise InputError(f"list parameter {value!r}: not a readable list ({exc})") from None
+    elif isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    else:
+        items = [value]
+    if item is None:
+        return items
+    try:
+        return [item(v) for v in items]
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"list parameter {value!r}: an element cannot be converted ({exc})") from None
