@@ -128,14 +128,27 @@ def register(dsub: argparse._SubParsersAction) -> None:
         "the date format (strftime), currency, decimal/thousands separators, a category mapping (with an\n"
         "optional default), an optional tax rate to strip and an optional separate stores CSV.\n\n"
         "Rows sharing (date, store, category) are summed. Errors name the source file, column and rows.\n"
+        "Large exports are streamed (memory follows the number of day x store x category rows).\n"
         "Example: data/examples/pos_mapping.example.yml with data/examples/pos_export.example.csv",
         formatter_class=FMT,
     )
-    p.add_argument("csv", help="the POS export (.csv)")
+    p.add_argument(
+        "csv",
+        nargs="+",
+        help="the POS export (.csv); a split export: several files, a folder of .csv files or a quoted glob "
+        "such as 'exports/*.csv' (all summed as one export)",
+    )
     p.add_argument(
         "--mapping", required=True, metavar="MAPPING.yml", help="YAML mapping file (see the example)"
     )
     p.add_argument("--out", required=True, help=OUT_HELP)
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDR",
+        help="Dask scheduler address (tcp://host:8786): each file is aggregated on a worker, which must see "
+        "the same paths; results are combined here",
+    )
     p.set_defaults(func=_pos)
 
     f = dsub.add_parser(
@@ -221,7 +234,7 @@ def _agco(args: argparse.Namespace) -> int:
 def _pos(args: argparse.Namespace) -> int:
     from cannabis_market.data.adapters.pos import import_pos
 
-    out, info = import_pos(args.csv, args.mapping, args.out)
+    out, info = import_pos(args.csv, args.mapping, args.out, scheduler=args.scheduler)
     print(f"wrote {out}: {info}")
     return 0
 

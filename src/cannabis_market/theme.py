@@ -1,8 +1,15 @@
-"""One altair theme for every chart the package draws, registered on import of the package."""
+"""One altair theme for every chart the package draws, registered when altair is first needed.
+
+altair costs ~1.5 s and ~50 MB per process, so nothing here imports it at module import: chart code
+calls `altair()` (the module, with the theme registered and enabled) when it draws. A module that
+imports altair itself before importing this one gets the theme registered right away.
+"""
 
 from __future__ import annotations
 
-import altair as alt
+import sys
+from types import ModuleType
+from typing import Any
 
 THEME_NAME = "cannabis_market"
 PALETTE = ["#1b6e5a", "#d9822b", "#4a6fa5", "#b0413e", "#7d5ba6", "#8c8c8c", "#c4a000"]
@@ -19,10 +26,10 @@ TIME_FORMAT = {
     "seconds": "%H:%M:%S",
     "milliseconds": "%H:%M:%S",
 }
+_registered: list[bool] = []
 
 
-@alt.theme.register(THEME_NAME, enable=True)
-def _theme() -> alt.theme.ThemeConfig:
+def config() -> dict[str, Any]:
     """Quiet grid, readable fonts, a colour-blind-friendly categorical palette."""
     return {
         "config": {
@@ -40,6 +47,25 @@ def _theme() -> alt.theme.ThemeConfig:
     }
 
 
+def _register(alt: ModuleType) -> None:
+    if not _registered:
+        alt.theme.register(THEME_NAME, enable=True)(config)
+        _registered.append(True)
+
+
+def altair() -> ModuleType:
+    """The altair module, imported now if need be, with the package theme registered (and enabled the
+    first time)."""
+    import altair as alt
+
+    _register(alt)
+    return alt
+
+
 def enable() -> None:
-    """Make the package theme the active one (it is enabled on import; call again after switching)."""
-    alt.theme.enable(THEME_NAME)
+    """Make the package theme the active one (call again after switching themes)."""
+    altair().theme.enable(THEME_NAME)
+
+
+if "altair" in sys.modules:  # imported by a module that already uses altair: its charts get the theme
+    _register(sys.modules["altair"])

@@ -1,3 +1,3 @@
-"""Estimators and result objects; importing this package registers the altair theme for their charts."""
-
-from cannabis_market import theme as _theme  # noqa: F401  (charts built here use the package theme)
+"""Estimators and result objects. Their `.chart()` methods draw with the package's altair theme
+(`cannabis_market.theme`), registered when the first chart is drawn, so importing an estimator does not
+import altair."""

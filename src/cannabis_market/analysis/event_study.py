@@ -31,108 +31,28 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import altair as alt
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from cannabis_market import theme
+from cannabis_market.analysis.event_treatment import (  # noqa: F401  (re-exported: the treatment split)
+    COVER_BINS,
+    no_stockout_threshold,
+    treatment_frame,
+    treatment_from_inventory,
+)
 from cannabis_market.analysis.panel import fe_ols
 from cannabis_market.data.disclosure import suppress_cells
-from cannabis_market.data.outage_model import lost_share
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_cad, fmt_date, fmt_interval, fmt_num, fmt_pct
-from cannabis_market.theme import BAND
 
-COVER_BINS: tuple[float, ...] = (2.0, 4.0, 6.0)
+if TYPE_CHECKING:
+    import altair as alt
+
 _STORE, _DATE = "store_id", "date"
-
-
-# ------------------------------------------------------------------------------------------- treatment
-
-
-def no_stockout_threshold(stop_days: int, partial_days: int, partial_fill: float) -> float:
-    """Days of cover a store needs to serve every day of the stop and the partial restart.
-
-    During the stop a store draws one day of cover per day; during the partial restart it draws
-    ``1 - partial_fill`` per day. Below ``stop_days + partial_days * (1 - partial_fill)`` it runs out.
-    """
-    _check_outage_params(stop_days, partial_days, partial_fill)
-    return stop_days + partial_days * (1.0 - partial_fill)
-
-
-def _check_outage_params(stop_days: float, partial_days: float, partial_fill: float) -> None:
-    if stop_days < 0:
-        raise InputError(f"stop_days must be >= 0, got {stop_days}")
-    if partial_days < 0:
-        raise InputError(f"partial_days must be >= 0, got {partial_days}")
-    if not 0.0 <= partial_fill <= 1.0:
-        raise InputError(f"partial_fill must be within [0, 1], got {partial_fill}")
-
-
-def _cover_bin_labels(edges: list[float]) -> list[str]:
-    labels = []
-    for i in range(len(edges) - 1):
-        lo, hi = edges[i], edges[i + 1]
-        labels.append(f"<{hi:g} days" if lo == 0 else f"{lo:g}-{hi:g} days")
-    return labels
-
-
-def treatment_from_inventory(
-    inventory: pl.LazyFrame | pl.DataFrame,
-    event_start: dt.date,
-    stop_days: int = 5,
-    partial_days: int = 8,
-    partial_fill: float = 0.5,
-    cover_bins: tuple[float, ...] = COVER_BINS,
-) -> pl.DataFrame:
-    """Treated/control split from each store's days of cover just before the event.
-
-    Uses each store's latest inventory row dated before `event_start`. A store is treated when its
-    cover is below the no-stock-out threshold (`no_stockout_threshold`), i.e. the shared outage model
-    says it runs out at some point; the rest are controls. Returns store_id, days_of_cover, treated
-    (bool), expected_lost_days (demand-days the outage model says it loses) and cover_bin (a label;
-    controls get 'control (>=T days)').
-    """
-    thr = no_stockout_threshold(stop_days, partial_days, partial_fill)
-    lf = inventory.lazy()
-    cols = lf.collect_schema().names()
-    missing = [c for c in (_DATE, _STORE, "days_of_cover") if c not in cols]
-    if missing:
-        raise InputError(f"inventory: column(s) {missing} missing (have {cols})")
-    inv = (
-        lf.select(
-            pl.col(_DATE).cast(pl.Date),
-            pl.col(_STORE).cast(pl.String),
-            pl.col("days_of_cover").cast(pl.Float64),
-        )
-        .filter(pl.col(_DATE) < event_start)
-        .sort(_DATE)
-        .group_by(_STORE)
-        .agg(pl.col(_DATE).last().alias("cover_date"), pl.col("days_of_cover").drop_nulls().last())
-        .drop_nulls("days_of_cover")
-        .sort(_STORE)
-        .collect()
-    )
-    if inv.height == 0:
-        raise InputError(
-            f"inventory: no days_of_cover rows dated before the event start {fmt_date(event_start)}; "
-            "the treatment split needs each store's cover just before the event"
-        )
-    if (inv["days_of_cover"] < 0).any():
-        raise InputError("inventory: days_of_cover must be >= 0")
-    cover = inv["days_of_cover"].to_numpy()
-    lost_days = lost_share(cover, stop_days, partial_days, partial_fill)
-    edges = [0.0, *[b for b in sorted(cover_bins) if 0 < b < thr], thr]
-    labels = _cover_bin_labels(edges)
-    idx = np.clip(np.searchsorted(np.asarray(edges), cover, side="right") - 1, 0, len(labels) - 1)
-    treated = cover < thr
-    bin_label = np.where(treated, np.asarray(labels, dtype=object)[idx], f"control (>={thr:g} days)")
-    return inv.select(_STORE, "days_of_cover").with_columns(
-        treated=pl.Series(treated),
-        expected_lost_days=pl.Series(lost_days),
-        cover_bin=pl.Series(bin_label.astype(str), dtype=pl.String),
-    )
 
 
 # ---------------------------------------------------------------------------------------------- result
@@ -206,9 +126,10 @@ class EventStudyResult:
 
     def chart(self, title: str | None = None) -> alt.LayerChart:
         """Effect by relative day with its interval band, a zero line and the event day marked."""
+        alt = theme.altair()
         data = self.effects.select("rel_day", "estimate", "lo", "hi")
         base = alt.Chart(data).encode(x=alt.X("rel_day:Q", title=f"days since {fmt_date(self.event_start)}"))
-        band = base.mark_area(opacity=0.3, color=BAND).encode(
+        band = base.mark_area(opacity=0.3, color=theme.BAND).encode(
             y=alt.Y("lo:Q", title=f"{self.outcome} per treated store-day vs controls"), y2="hi:Q"
         )
         line = base.mark_line(point=True).encode(
@@ -300,6 +221,33 @@ def _complete(sd: pl.DataFrame, lo_date: dt.date, hi_date: dt.date) -> pl.DataFr
     )
 
 
+def _within(M: np.ndarray, panel: pl.DataFrame) -> np.ndarray:
+    """Columns of `M` with store and date effects swept out exactly (the two-way within transform).
+
+    Store means are subtracted in one pass; the date effects (a few dozen days) are then projected out
+    by least squares on the store-demeaned date indicators (Frisch-Waugh), with their normal equations
+    built from the store x date count table. This is the limit the alternating projections of
+    `panel.demean` iterate towards, reached in one step on an unbalanced panel too.
+    """
+    from scipy import sparse
+
+    n = M.shape[0]
+    store = panel[_STORE].cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    date = (panel[_DATE] - panel[_DATE].min()).dt.total_days().to_numpy().astype(np.int64)
+    ones = np.ones(n)
+    S = sparse.csr_matrix((ones, (np.arange(n), store)))  # row -> store indicator
+    D = sparse.csr_matrix((ones, (np.arange(n), date)))  # row -> date indicator
+    C = (S.T @ D).toarray()  # observations per store and date
+    P = C / C.sum(axis=1, keepdims=True)  # store means of the date indicators
+    means = S.T @ M / C.sum(axis=1)[:, None]
+    # Dw'Dw and Dw'Mw (Mw = M minus store means), without forming Mw
+    G = np.diag(C.sum(axis=0)) - C.T @ P
+    rhs = D.T @ M - C.T @ means
+    coef = np.zeros((G.shape[0], M.shape[1]))  # the last date is the reference: the rest are identified
+    coef[:-1] = np.linalg.lstsq(G[:-1, :-1], rhs[:-1], rcond=None)[0]
+    return M - (means - P @ coef)[store] - coef[date]
+
+
 @dataclass
 class _Fit:
     effects: pl.DataFrame
@@ -336,9 +284,14 @@ def _fit(panel: pl.DataFrame, loss_window: tuple[int, int], cluster: str | None,
     rows = np.flatnonzero(on & (col >= 0))
     X[rows, col[rows]] = treat[rows]
     names = [f"rel_{k:+d}" for k in ks]
-    df = panel.select(_STORE, _DATE, "y").with_columns([pl.Series(n, X[:, j]) for j, n in enumerate(names)])
+    within = _within(np.column_stack([panel["y"].to_numpy().astype(np.float64), X]), panel)
     del X
-    res = fe_ols(df, "y", names, fe=[_STORE, _DATE], cluster=cluster, alpha=alpha)
+    df = pl.DataFrame(
+        {"y": within[:, 0], **{n: within[:, j + 1] for j, n in enumerate(names)}},
+    )
+    if cluster is not None:
+        df = df.with_columns(panel[cluster])
+    res = fe_ols(df, "y", names, fe=(), cluster=cluster, alpha=alpha)  # effects already swept out
     beta = np.array([res.coef[n] for n in names])
     V = res.vcov
 
@@ -419,40 +372,6 @@ def _fit(panel: pl.DataFrame, loss_window: tuple[int, int], cluster: str | None,
     )
 
 
-def _treatment_frame(
-    treated: pl.DataFrame | pl.LazyFrame | None,
-    inventory: pl.DataFrame | pl.LazyFrame | None,
-    event_start: dt.date,
-    stop_days: int,
-    partial_days: int,
-    partial_fill: float,
-    cover_bins: tuple[float, ...],
-) -> pl.DataFrame:
-    if treated is None:
-        if inventory is None:
-            raise InputError(
-                "event study: pass `treated` (store_id, treated) or `inventory` (date, store_id, "
-                "days_of_cover) to define which stores were hit"
-            )
-        tr = treatment_from_inventory(
-            inventory, event_start, stop_days, partial_days, partial_fill, cover_bins
-        )
-    else:
-        tr = treated.lazy().collect() if isinstance(treated, pl.LazyFrame) else treated
-    if _STORE not in tr.columns or "treated" not in tr.columns:
-        raise InputError(f"treated: needs columns store_id and treated (have {tr.columns})")
-    if tr["treated"].null_count():
-        raise InputError("treated: the treated column has missing values")
-    if not (tr["treated"].dtype == pl.Boolean or tr["treated"].dtype.is_numeric()):
-        raise InputError(f"treated: the treated column must be boolean or numeric, got {tr['treated'].dtype}")
-    tr = tr.with_columns(pl.col(_STORE).cast(pl.String), treat=pl.col("treated").cast(pl.Float64))
-    if tr[_STORE].is_duplicated().any():
-        raise InputError("treated: store_id must be unique")
-    if (tr["treat"] < 0).any():
-        raise InputError("treated: intensities must be >= 0 (0 marks a control store)")
-    return tr
-
-
 def event_study(
     sales: pl.LazyFrame | pl.DataFrame,
     event_start: dt.date,
@@ -505,7 +424,7 @@ def event_study(
         raise InputError(f"group_controls must be 'all' or 'same', got {group_controls!r}")
     lo_date = event_start + dt.timedelta(days=w0)
     hi_date = event_start + dt.timedelta(days=w1)
-    tr = _treatment_frame(treated, inventory, event_start, stop_days, partial_days, partial_fill, cover_bins)
+    tr = treatment_frame(treated, inventory, event_start, stop_days, partial_days, partial_fill, cover_bins)
 
     sd = _store_day(sales, outcome, lo_date, hi_date)
     if sd.height == 0:

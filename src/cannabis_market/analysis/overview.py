@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import altair as alt
 import polars as pl
 
 from cannabis_market.data import aggregate as A
@@ -18,6 +18,10 @@ from cannabis_market.data.disclosure import suppress_cells
 from cannabis_market.data.loader import Dataset
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_cad, fmt_date, fmt_num
+from cannabis_market.theme import altair
+
+if TYPE_CHECKING:
+    import altair as alt
 
 
 @dataclass
@@ -83,6 +87,7 @@ class MarketOverview:
 
     def chart(self) -> alt.VConcatChart:
         """Monthly sales and open stores (two aligned panels)."""
+        alt = altair()  # imported when a chart is drawn, not with the module
         data = self.monthly.select("period", "revenue", "stores_open", *self._flag(self.monthly))
         x = alt.X("period:T", title=None)
         sales = (
@@ -109,6 +114,7 @@ class MarketOverview:
 
     def chart_per_store(self) -> alt.Chart:
         """Sales per selling store by month."""
+        alt = altair()  # imported when a chart is drawn, not with the module
         data = self.monthly.select("period", "revenue_per_store", *self._flag(self.monthly))
         return (
             alt.Chart(data, title="Sales per store")
@@ -126,6 +132,7 @@ class MarketOverview:
 
     def chart_categories(self) -> alt.Chart | None:
         """Category shares of sales by year (stacked bars)."""
+        alt = altair()  # imported when a chart is drawn, not with the module
         if self.categories is None:
             return None
         data = self.categories.select("year", "category", "share", *self._flag(self.categories))
