@@ -21,7 +21,8 @@ Decisions, so nobody has to guess:
 * **Incremental.** A run is skipped when its ``results.json`` says ``ok`` and the notebook's code, the
   resolved parameters, the dataset fingerprint, the package version and ``show_code`` are unchanged.
 
-Output per run: ``<out>/<report>/<slug>/report.html``, ``executed.ipynb``, ``results.json``.
+Output per run: ``<out>/<report>/<slug>/report.html`` and ``results.json``; ``executed.ipynb`` is kept
+private in ``<out>/.private/<report>/<slug>/`` (see ``publish.keep_private``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from typing import Any, Protocol
 from cannabis_market.data.fingerprint import fingerprint as fingerprint_path
 from cannabis_market.errors import InputError
 from cannabis_market.reports import params as P
+from cannabis_market.reports import publish as publish_boundary
 from cannabis_market.reports.results import RESULTS_ENV, RESULTS_FILE, read_json, write_json_atomic
 
 KERNEL_NAME = "cannabis-market"
@@ -478,7 +480,7 @@ def plan(
             previous = read_json(spec.out_dir / RESULTS_FILE)
             if (
                 not force
-                and previous.get("status") == "ok"
+                and previous.get("status") in ("ok", "suppressed")
                 and previous.get("inputs") == json.loads(json.dumps(inputs))
                 and (spec.out_dir / HTML_FILE).is_file()
             ):
@@ -682,11 +684,14 @@ def execute_run(spec: RunSpec) -> RunResult:
             nb = _placeholder_notebook(spec)
             nbformat.write(nb, nb_file)
         duration = time.monotonic() - t0
-        figures = read_json(tmp / RESULTS_FILE).get("figures", {})
+        kernel = read_json(tmp / RESULTS_FILE)  # the publish boundary: rounded figures, suppressed status
+        run_status = publish_boundary.run_status(kernel, error)
+        figures = publish_boundary.publish_figures(kernel.get("figures", {}))
+        nb = publish_boundary.for_export(nb, run_status)
         meta = {
             "Report": spec.label,
             "Parameters": spec.given or "defaults",
-            "Status": "ok" if error is None else "FAILED",
+            "Status": "FAILED" if error is not None else run_status,
             "Dataset fingerprint": (spec.dataset or {}).get("fingerprint", "n/a"),
             "Package version": spec.inputs.get("package_version"),
             "Generated": _now(),
@@ -705,7 +710,7 @@ def execute_run(spec: RunSpec) -> RunResult:
             "report": spec.report,
             "slug": spec.slug,
             "notebook": spec.notebook,
-            "status": "ok" if error is None else "failed",
+            "status": run_status,
             "error": error,
             "timed_out": timed_out,
             "parameters": spec.resolved,
@@ -724,6 +729,7 @@ def execute_run(spec: RunSpec) -> RunResult:
             (tmp / name).unlink(missing_ok=True)
         if error is None:
             log_path.unlink(missing_ok=True)
+        publish_boundary.keep_private(tmp / NOTEBOOK_FILE, dest.parent.parent, spec.report, spec.slug)
         publish(tmp, dest)
         return RunResult(spec.report, spec.slug, results["status"], duration, error, str(dest / HTML_FILE))
     except Exception as exc:  # a bug or an I/O error in one run must not stop the others
@@ -1001,8 +1007,8 @@ def run_reports(
                 return
             assert res is not None
             n = numbers.get(spec.label, 0)
-            if res.status == "ok":
-                say(f"[{n}/{total}] ok      {spec.label} ({_fmt_s(res.duration_s)})")
+            if res.status in ("ok", "suppressed"):
+                say(f"[{n}/{total}] {res.status:<7} {spec.label} ({_fmt_s(res.duration_s)})")
             else:
                 first = (res.error or "").strip().splitlines()[0] if res.error else "unknown error"
                 say(f"[{n}/{total}] FAILED  {spec.label} ({_fmt_s(res.duration_s)}): {first}")
