@@ -130,3 +130,13 @@ def safe_group_table(
         table, money, min_stores, dominance, dominance2=dominance2, margin=True, disjoint=True
     )
     return out.drop(N_STORES_COLUMN)
+
+
+def event_study_contributors(
+    ds: Any, outage_start: dt.date | str | None = None, window: tuple[int, int] = (-28, 27)
+) -> pl.DataFrame:
+    """Contributors of the market-wide event study (treated and control stores, each day of the window
+    a cell), as `impact_contributors` gives them for the impact model."""
+    start, _ = _resolve(ds, outage_start)
+    lo, hi = start + dt.timedelta(days=window[0]), start + dt.timedelta(days=window[1])
+    return impact_contributors(ds, "all", lo, start, hi)

@@ -304,7 +304,7 @@ def _fmt_cell(value: Any, fmt: Callable[[Any], str] | str | None) -> str:
         return value.isoformat()
     if isinstance(value, list | tuple):
         return ", ".join(_fmt_cell(v, None) for v in value)
-    return str(value)
+    return round_text(str(value))
 
 
 def table_html(

@@ -47,6 +47,7 @@ __all__ = [
     "assert_safe",
     "chart",
     "current_policy",
+    "contributors",
     "guard_selection",
     "in_report",
     "record",
@@ -57,6 +58,7 @@ __all__ = [
     "suppress",
     "table",
     "text",
+    "withheld",
 ]
 
 
@@ -96,11 +98,12 @@ _STATE: dict[str, Any] = {"selection": None, "guarded": False, "store_ids": froz
 _WITHHELD = "output withheld from the shared report: it names a store or holds store-level rows"
 
 
-def guard_selection(ds: Any, **selection: Any) -> P.Contributors | None:
+def guard_selection(ds: Any, **selection: Any) -> None:
     """Check the selection the notebook runs on (``region=``, ``category=``, ``municipality=``, ``start=``,
     ``end=``) before anything is computed from it.
 
-    Enough stores and no dominance: returns its ``Contributors`` (figures recorded later default to them).
+    Enough stores and no dominance: figures recorded later default to its contributors (returns None, so
+    nothing about them is displayed).
     Otherwise the report shows one clear "suppressed" notice, results.json gets status ``suppressed``,
     and in a report run every later cell is skipped (the run still succeeds). Put it last in its cell.
     """
@@ -108,14 +111,29 @@ def guard_selection(ds: Any, **selection: Any) -> P.Contributors | None:
     if stores is not None:
         ids = stores.lazy().select("store_id").collect()["store_id"].to_list()
         _STATE["store_ids"] = frozenset(str(i) for i in ids)
-    _STATE["guarded"] = True
     try:
         who = P.check_selection(ds, **selection)
     except P.SuppressedSelection as exc:
+        _STATE["guarded"] = True
         _suppress_rest(str(exc))
-        return None
-    _STATE["selection"] = who
-    return who
+        return
+    _STATE.update(selection=who, guarded=who is not None)  # aggregate datasets: published aggregates
+
+
+def contributors(ds: Any, **selection: Any) -> P.Contributors | None:
+    """Contributors of a narrower cell of the data (e.g. the latest month: ``start=...``), to pass as
+    ``record(..., who=...)``; None for aggregate datasets."""
+    rows = P.selection_rows(ds, **selection)
+    return None if rows is None else P.contributors_of(rows)
+
+
+def withheld(what: str) -> None:
+    """Say in the report that a section's figures are not published (too few stores, or dominated)."""
+    pol = policy()
+    text(
+        f"{what} suppressed: built from fewer than {pol.min_stores} stores, or one store makes more than "
+        f"{pol.dominance:.0%} of the sales it rests on (two stores more than {pol.dominance2:.0%})."
+    )
 
 
 def _suppress_rest(message: str) -> None:

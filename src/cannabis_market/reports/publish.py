@@ -66,6 +66,20 @@ class Contributors:
         )
 
 
+def worst_of(stats: pl.DataFrame | None) -> Contributors | None:
+    """One ``Contributors`` for a figure resting on several cells (e.g. every day of two charted series):
+    the fewest stores and the largest shares among them. None when ``stats`` is None (aggregate data)."""
+    if stats is None:
+        return None
+    if stats.height == 0:
+        return Contributors(0, None, None)
+    return Contributors(
+        stats[N_STORES].min() if stats[N_STORES].null_count() == 0 else None,
+        stats[MAX_SHARE].max() if stats[MAX_SHARE].null_count() == 0 else None,
+        stats[TOP2].max() if stats[TOP2].null_count() == 0 else None,
+    )
+
+
 def contributors_of(
     rows: pl.LazyFrame | pl.DataFrame, value: str = "revenue", store_col: str = "store_id"
 ) -> Contributors:
@@ -373,3 +387,69 @@ def protect_breakdown(
         .sort("__row")
         .drop("__row", "__w", "__total", *stat_cols)
     )
+
+
+def protect_prices(inputs: Any, ds: Any, **selection: Any) -> Any:
+    """Price inputs with every period whose sellers fail the rules dropped from the price series (each
+    period of the charted series is a cell), and the latest price taken from the last published period.
+    Aggregate datasets are returned unchanged."""
+    import dataclasses
+
+    stats = selection_stats(ds, [], freq="month", **selection)
+    if stats is None or "period" not in inputs.prices.columns:
+        return inputs
+    pol_ok = [Contributors(r[N_STORES], r[MAX_SHARE], r[TOP2]).safe() for r in stats.iter_rows(named=True)]
+    ok = stats.select("period").filter(pl.Series(pol_ok, dtype=pl.Boolean))
+    prices = inputs.prices.join(ok, on="period", how="semi").sort("period")
+    if prices.height == 0:
+        raise SuppressedSelection(suppressed_message(selection))
+    return dataclasses.replace(inputs, prices=prices, latest_price=float(prices["price_per_g"][-1]))
+
+
+def protect_saturation(sat: Any, ds: Any, **selection: Any) -> Any:
+    """A growth saturation result with its region (group) table, its sales-per-store series and its
+    municipality density table made safe to share: primary rules from the stores' sales in the selection,
+    secondary suppression against the 'All' row (and, for municipalities, against their region)."""
+    import dataclasses
+
+    by = getattr(sat, "by", "region")
+    stats = selection_stats(ds, [by], **selection)
+    if stats is None:
+        return sat
+    stats = stats.rename({by: "group"})
+    money = [c for c in ("sales_per_store", "sales") if c in sat.at_risk.columns]
+    counts = [c for c in ("stores_at_risk", "share_at_risk") if c in sat.at_risk.columns]
+    at_risk = protect_breakdown(
+        sat.at_risk,
+        stats,
+        label="group",
+        money=money,
+        counts=counts,
+        weight=pl.col("sales_per_store") * pl.col("stores_open"),
+    )
+    monthly = selection_stats(ds, [by], freq="month", **selection).rename({by: "group"})
+    ot = sat.over_time.with_columns(pl.col("period").cast(pl.Date))
+    over_time = protect_breakdown(
+        ot,
+        monthly,
+        label="group",
+        money=[c for c in ("sales", "sales_per_store") if c in ot.columns],
+        weight="sales" if "sales" in ot.columns else None,
+        groups=["period"],
+    )
+    density = sat.density
+    if density is not None and "municipality" in density.columns and getattr(ds, "stores", None) is not None:
+        regions = ds.stores.lazy().select("municipality", "region").unique("municipality").collect()
+        mstats = selection_stats(ds, ["municipality"], **selection)
+        dens = density.join(regions, on="municipality", how="left")
+        w = pl.col("sales_per_store") * pl.col("stores_open")
+        density = protect_breakdown(
+            dens,
+            mstats.join(regions, on="municipality", how="left"),
+            label="municipality",
+            money=["sales_per_store"],
+            weight=w,
+            total_label=None,
+            groups=["region"],
+        ).drop("region")
+    return dataclasses.replace(sat, at_risk=at_risk, over_time=over_time, density=density)
