@@ -95,9 +95,7 @@ def test_series_each_period_is_a_cell_and_the_window_total_protects_it():
 def test_total_beside_breakdown_groups_per_period():
     # regions by year, each year's regions add up to that year's shown total
     rows = store_rows({"A": [5.0], "B": [10, 11, 12], "C": [20, 21, 22]})
-    both = pl.concat(
-        [rows.with_columns(pl.lit(y).alias("year")) for y in (2021, 2022)], how="vertical"
-    )
+    both = pl.concat([rows.with_columns(pl.lit(y).alias("year")) for y in (2021, 2022)], how="vertical")
     out = S.aggregate_safely(both, by=["year", "region"], margin=True, groups=["year"])
     for year in (2021, 2022):
         hidden = out.filter((pl.col("year") == year) & pl.col("suppressed"))["region"].to_list()
@@ -127,7 +125,10 @@ def test_rounding_of_published_numbers():
     assert P.round_text(text) == (
         "Stores sold CA$6,650,000 (CA$12.3M; 1,230,000 units) in 2022, from 2022-08-05, 12.5%."
     )
-    spec = {"data": {"values": [{"d": "2022-01-01", "v": 123456.7}]}, "layer": [{"datasets": {"x": [1.23456]}}]}
+    spec = {
+        "data": {"values": [{"d": "2022-01-01", "v": 123456.7}]},
+        "layer": [{"datasets": {"x": [1.23456]}}],
+    }
     out = P.round_spec(spec)
     assert out["data"]["values"][0] == {"d": "2022-01-01", "v": 123000.0}
     assert out["layer"][0]["datasets"]["x"] == [1.23]

@@ -205,7 +205,11 @@ def record_many(figures: Mapping[str, Any], *, who: P.Contributors | None = None
         )
     out: dict[str, Any] = {}
     for name, value in figures.items():
-        if P.leaks_store(value, _STATE["store_ids"]) or P.leaks_store({name: None}, _STATE["store_ids"]):
+        if (
+            P.leaks_store(value, _STATE["store_ids"])
+            or P.leaks_store({name: None}, _STATE["store_ids"])
+            or _per_store(value)
+        ):
             _refuse(f"Figure {name!r}")
             continue
         out[name] = None if who is not None and not who.safe() else P.round_sig(R.jsonable(value))
@@ -268,6 +272,20 @@ def _install_frame_formatters() -> None:
     formatters["text/html"].for_type(pl.Series, lambda s: other_html(s.to_frame()))
     for kind in (pl.Series, list, tuple, dict, set):
         formatters["text/plain"].for_type(kind, other_text)
+
+
+def _per_store(value: Any) -> bool:
+    """A list of as many values as the selection (or the dataset) has stores: taken for a per-store list."""
+    n = (
+        len(value)
+        if isinstance(value, list | tuple) or hasattr(value, "__len__") and hasattr(value, "dtype")
+        else 0
+    )
+    sizes = {len(_STATE["store_ids"])}
+    who = _STATE["selection"]
+    if who is not None and who.n_stores:
+        sizes.add(who.n_stores)
+    return n > 2 and n in sizes
 
 
 class _GuardedStream:

@@ -182,6 +182,9 @@ _MONEY_RE = re.compile(r"(?P<pre>(?:CA|US)?\$\s?)(?P<num>\d[\d,]*(?:\.\d+)?)(?P<
 _LONG_RE = re.compile(r"(?<![\w.\-/:])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{5,}(?:\.\d+)?)(?![\w\-/:])")
 
 
+_DEC_RE = re.compile(r"(?<![\w.,])\d+\.\d+(?![\w.,])")
+
+
 def _sig_text(num: str, digits: int) -> str:
     raw = num.replace(",", "")
     x = float(raw)
@@ -196,12 +199,19 @@ def _sig_text(num: str, digits: int) -> str:
 
 
 def round_text(text: str, digits: int = SIG_DIGITS) -> str:
-    """Round money amounts (``CA$1,234,567``, ``$12.34M``) and long numbers (``1,234,567``) in text to
-    `digits` significant digits. Years, dates, percentages and short numbers are left alone."""
+    """Round money amounts (``CA$1,234,567``, ``$12.34M``), long numbers (``1,234,567``) and decimals
+    (``16.8214``) in text to `digits` significant digits. Years, dates and versions are left alone."""
     text = _MONEY_RE.sub(
         lambda m: m.group("pre") + _sig_text(m.group("num"), digits) + (m.group("suf") or ""), text
     )
-    return _LONG_RE.sub(lambda m: _sig_text(m.group("num"), digits), text)
+    text = _LONG_RE.sub(lambda m: _sig_text(m.group("num"), digits), text)
+    return _DEC_RE.sub(lambda m: _sig_dec(m.group(0), digits), text)
+
+
+def _sig_dec(num: str, digits: int) -> str:
+    if len(num.replace(".", "").lstrip("0")) <= digits:
+        return num
+    return f"{float(num):.{digits}g}" if "e" not in f"{float(num):.{digits}g}" else num
 
 
 def round_spec(spec: Any, digits: int = SIG_DIGITS) -> Any:
