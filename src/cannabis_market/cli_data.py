@@ -48,10 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--seed", type=int, default=2022, help="random seed (default 2022)")
     g.add_argument(
-        "--stores",
-        type=int,
-        default=None,
-        help="peak number of open stores (default 1,758, about Ontario in 2023); smaller values scale the market down",
+        "--stores", type=int, default=None, help="peak number of open stores (default 1,758, about Ontario in 2023); smaller values scale the market down"
     )
     g.add_argument("--start", default="2019-04-01", help="first date, ISO (default 2019-04-01)")
     g.add_argument("--end", default="2024-12-31", help="last date, ISO (default 2024-12-31)")
