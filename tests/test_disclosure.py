@@ -127,6 +127,7 @@ def test_rounding_of_published_numbers():
     assert P.round_text(text) == (
         "Stores sold CA$6,650,000 (CA$12.3M; 1,230,000 units) in 2022, from 2022-08-05, 12.5%."
     )
+    assert P.round_text("sup-F 116.8, p = 0.0123; c=16.8214 v1.0.0") == "sup-F 117, p = 0.0123; c=16.8 v1.0.0"
     spec = {
         "data": {"values": [{"d": "2022-01-01", "v": 123456.7}]},
         "layer": [{"datasets": {"x": [1.23456]}}],

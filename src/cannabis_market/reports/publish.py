@@ -182,7 +182,7 @@ _MONEY_RE = re.compile(r"(?P<pre>(?:CA|US)?\$\s?)(?P<num>\d[\d,]*(?:\.\d+)?)(?P<
 _LONG_RE = re.compile(r"(?<![\w.\-/:])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{5,}(?:\.\d+)?)(?![\w\-/:])")
 
 
-_DEC_RE = re.compile(r"(?<![\w.,])\d+\.\d+(?![\w.,])")
+_DEC_RE = re.compile(r"(?<![\w.,])\d+\.\d+(?![\w.]|,\d)")
 
 
 def _sig_text(num: str, digits: int) -> str:
