@@ -15,7 +15,8 @@ index.html -- and checks:
 * no chart period hides exactly one cell (series subtraction);
 * the executed notebooks are not in the shared folder.
 
-Runtime: 16 runs with --jobs 2 (about 1.5-2 minutes on 2 cores).
+Runtime: 13 runs with --jobs 2 (about 1.5 minutes on 2 idle cores; a guarded selection is the same
+guard in every notebook, so the dominated region is run for the overview and the outage only).
 """
 
 from __future__ import annotations
@@ -134,9 +135,9 @@ def attack(tmp_path_factory):
     common = {"dataset": str(ds), "start": START, "end": END}
     jobs = [
         {"name": "overview", "notebook": str(NB / "01_market_overview.ipynb"), "parameters": common,
-         "grid": {"region": ["all", "Lonely", "Dominated", "East", "West", "Central"]}},
+         "grid": {"region": ["all", "Lonely", "Dominated", "East"]}},
         {"name": "growth", "notebook": str(NB / "02_store_growth_vs_demand.ipynb"),
-         "parameters": {**common, "forecast_months": 6}, "grid": {"region": ["all", "Lonely", "Dominated"]}},
+         "parameters": {**common, "forecast_months": 6}, "grid": {"region": ["all", "Lonely"]}},
         {"name": "pricing", "notebook": str(NB / "03_price_compression.ipynb"), "parameters": common,
          "grid": {"category": ["dried_flower", "beverages", "extracts"]}},
         {"name": "pricing_region", "notebook": str(NB / "03_price_compression.ipynb"),
@@ -271,10 +272,10 @@ def published_numbers(folder: Path, data: dict) -> list[float]:
 def test_every_run_succeeds_or_is_suppressed(attack):
     assert attack["code"] == 0, attack["log"]
     status = {f"{f.parent.name}/{f.name}": d["status"] for f, d in runs(attack["out"])}
-    assert len(status) == 16, status
+    assert len(status) == 13, status
     suppressed = {k for k, s in status.items() if s == "suppressed"}
     assert {"overview/region=Lonely", "overview/region=Dominated", "growth/region=Lonely",
-            "growth/region=Dominated", "pricing/category=beverages", "pricing/category=extracts",
+            "pricing/category=beverages", "pricing/category=extracts",
             "pricing_region/default", "outage/region=Lonely", "outage/region=Dominated"} == suppressed  # fmt: skip
     assert all(s == "ok" for k, s in status.items() if k not in suppressed), status
     index = visible_text((attack["out"] / "index.html").read_text())
