@@ -1018,7 +1018,9 @@ def run_reports(
         summary = Summary(results, time.monotonic() - t0, index)
         c = summary.counts
         say(
-            f"done: {c['ok']} ok, {c['skipped']} skipped, {c['failed']} failed in {_fmt_s(summary.seconds)}"
+            f"done: {c['ok']} ok, "
+            + (f"{c['suppressed']} suppressed, " if c.get("suppressed") else "")
+            + f"{c['skipped']} skipped, {c['failed']} failed in {_fmt_s(summary.seconds)}"
             f" -> {index}"
         )
         return summary
