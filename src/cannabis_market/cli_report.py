@@ -29,7 +29,7 @@ parameters:
   parameters that do not exist are refused before anything runs.
 
 output (per run):
-  <out>/<report>/<parameters>/report.html, executed.ipynb, results.json
+  <out>/<report>/<parameters>/report.html, results.json (executed notebooks: <out>/.cannabis-market/private/)
   A failed re-run never replaces the last good report: it goes to <run>/last-failure/ and the index
   lists both. --out must be new, empty, or a folder this command created (it holds a
   .cannabis-market-output marker); the command touches only folders it created there.

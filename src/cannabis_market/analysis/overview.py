@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from cannabis_market.data import aggregate as A
-from cannabis_market.data.disclosure import suppress_cells
+from cannabis_market.data.disclosure import TOP2_COLUMN, cell_stats, suppress_cells
 from cannabis_market.data.loader import Dataset
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_cad, fmt_date, fmt_num
@@ -162,12 +162,14 @@ def market_overview(
     end: str | dt.date | None = None,
     min_stores: int = 3,
     dominance: float = 0.5,
+    dominance2: float = 0.75,
 ) -> MarketOverview:
     """Summarise a dataset's market between `start` and `end` (inclusive) for one region or all.
 
-    Store-level data: every money cell (month, region, category) built from fewer than `min_stores`
-    stores or dominated by one store is suppressed (null, flagged), and so are headline figures that
-    would rest on such cells, so the overview can be shared.
+    Store-level data: every money cell (month, region, category-year) built from fewer than `min_stores`
+    stores or dominated by one store (or the two largest, `dominance2`) is suppressed (null, flagged), with
+    secondary suppression wherever cells add up to a shown total, and so are headline figures that would
+    rest on such cells, so the overview can be shared.
     """
     start_d, end_d = _as_date(start), _as_date(end)
     if start_d and end_d and end_d < start_d:
@@ -216,10 +218,28 @@ def market_overview(
         .select("year", "category", "revenue", "share", "n_stores", "max_share")
     )
     window = A.market_totals(sales, None).collect()
-    monthly = suppress_cells(monthly, ["revenue", "grams", "revenue_per_store"], min_stores, dominance)
-    by_region = suppress_cells(by_region, ["revenue", "grams"], min_stores, dominance)
-    cats = suppress_cells(cats, ["revenue", "share"], min_stores, dominance)
-    window = suppress_cells(window, ["revenue"], min_stores, dominance)
+    # every month, region and category-year is a cell; the regions add up to the headline total, the
+    # months to the window total and the categories to each year's total, so each set gets secondary
+    # suppression (a lone hidden cell would be the shown total minus the shown cells)
+    with_region = A.with_store_attrs(sales, stores, ["region"])
+    rule = {"min_stores": min_stores, "dominance": dominance, "dominance2": dominance2, "margin": True}
+    monthly = suppress_cells(
+        _with_top2(monthly, sales, ["period"]),
+        ["revenue", "grams", "revenue_per_store"],
+        **rule,
+        disjoint=False,
+    )
+    by_region = suppress_cells(_with_top2(by_region, with_region, ["region"]), ["revenue", "grams"], **rule)
+    cats = suppress_cells(
+        _with_top2(cats, sales.with_columns(pl.col("period").dt.year().alias("year")), ["year", "category"]),
+        ["revenue", "share"],
+        **rule,
+        groups=["year"],
+        disjoint=False,
+    )
+    window = suppress_cells(
+        _with_top2(window, sales, []), ["revenue"], min_stores, dominance, dominance2=dominance2
+    )
     last = monthly.tail(1).row(0, named=True)
     total = window["revenue"][0]
     return MarketOverview(
@@ -235,6 +255,14 @@ def market_overview(
         region=region,
         currency=currency,
     )
+
+
+def _with_top2(frame: pl.DataFrame, rows: pl.LazyFrame, keys: list[str]) -> pl.DataFrame:
+    """`frame` with the two largest stores' share of each cell (from store-level `rows`) joined on."""
+    top2 = cell_stats(rows, keys).select(*keys, TOP2_COLUMN)
+    if not keys:
+        return frame.with_columns(pl.lit(top2[TOP2_COLUMN][0] if top2.height else 1.0).alias(TOP2_COLUMN))
+    return frame.join(top2, on=keys, how="left")
 
 
 def _overview_from_series(

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cannabis_market.reports import layout
+from cannabis_market.reports import publish as publish_boundary
 from cannabis_market.reports.plan import RunResult, RunSpec
 from cannabis_market.reports.results import RESULTS_ENV, RESULTS_FILE, read_json, write_json_atomic
 
@@ -208,7 +209,7 @@ def results_record(
     }
 
 
-def _render(spec: RunSpec, tmp: Path, error: str | None) -> str:
+def _render(spec: RunSpec, tmp: Path, error: str | None, status: str) -> str:
     """The offline HTML page of the executed notebook (a placeholder notebook when none was written)."""
     import nbformat
 
@@ -228,7 +229,7 @@ def _render(spec: RunSpec, tmp: Path, error: str | None) -> str:
     meta = {
         "Report": spec.label,
         "Parameters": spec.given or "defaults",
-        "Status": "ok" if error is None else "FAILED",
+        "Status": "FAILED" if error is not None else status,
         "Dataset fingerprint": (spec.dataset or {}).get("fingerprint", "n/a"),
         "Package version": spec.inputs.get("package_version"),
         "Generated": _now(),
@@ -236,6 +237,7 @@ def _render(spec: RunSpec, tmp: Path, error: str | None) -> str:
     banner = None
     if error is not None:
         banner = f"This report did not finish: {error}\nSections after the failing step are missing."
+    nb = publish_boundary.for_export(nb, status)
     page = H.export_notebook(nb, show_code=spec.show_code, title=_title(nb, spec), banner=banner, meta=meta)
     leftovers = H.external_refs(page)
     if leftovers:  # make_offline strips them; this is a guard against a template change
@@ -261,18 +263,21 @@ def execute_run(spec: RunSpec) -> RunResult:
         layout.claim_out(out_root)
         tmp = layout.new_tmp(out_root)
         error, timed_out = _supervise(spec, tmp)
-        page = _render(spec, tmp, error)
+        # The publish boundary: what the kernel recorded is rounded and checked, a suppressed selection
+        # publishes only its notice, and the executed notebook (raw outputs) never sits in a shared folder.
+        kernel = read_json(tmp / RESULTS_FILE)
+        status = publish_boundary.run_status(kernel, error)
+        page = _render(spec, tmp, error, status)
         (tmp / layout.HTML_FILE).write_text(page, encoding="utf-8")
-        figures = read_json(tmp / RESULTS_FILE).get("figures", {})
+        figures = publish_boundary.publish_figures(kernel.get("figures", {}))
         duration = time.monotonic() - t0
         results = results_record(
             spec, error=error, timed_out=timed_out, figures=figures, started=started, duration=duration,
             html_bytes=len(page.encode("utf-8")),
         )  # fmt: skip
-        dest = _place(spec, results["status"])
-        # Publish hook (disclosure): report.html and executed.ipynb are final in `tmp`, `results` is not
-        # written yet. A hook may set results["status"] = "suppressed" (counts as success everywhere, see
-        # layout.SUCCESS) and move files the index must never link to layout.private_for(dest, out_root).
+        results["status"] = status
+        dest = _place(spec, status)
+        publish_boundary.keep_private(tmp / layout.NOTEBOOK_FILE, layout.private_for(dest, out_root))
         write_json_atomic(tmp / RESULTS_FILE, results)
         layout.publish(tmp, dest, out_root)
         return RunResult(

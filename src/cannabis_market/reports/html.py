@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from cannabis_market.reports.publish import round_sig, round_spec, round_text
 from cannabis_market.reports.safe import (
     FLAG_COLUMN,
     MAX_SHARE_COLUMN,
@@ -189,7 +190,7 @@ def offline_renderer(spec: dict, **metadata: Any) -> dict[str, str]:
         check_spec(spec)
     except DisclosureError as exc:
         return _refusal(exc)
-    return {"text/html": chart_html(spec), "text/plain": "<chart>"}
+    return {"text/html": chart_html(round_spec(spec)), "text/plain": "<chart>"}
 
 
 def svg_renderer(spec: dict, **metadata: Any) -> dict[str, str]:
@@ -201,6 +202,7 @@ def svg_renderer(spec: dict, **metadata: Any) -> dict[str, str]:
     except DisclosureError as exc:
         return _refusal(exc)
     version = _vl_version()
+    spec = round_spec(spec)
     svg = vlc.vegalite_to_svg(spec, vl_version=version) if version else vlc.vegalite_to_svg(spec)
     return {"image/svg+xml": svg, "text/plain": "<chart>"}
 
@@ -316,8 +318,11 @@ def _display(obj: Any, raw: bool = False) -> None:
 
 
 def _fmt_cell(value: Any, fmt: Callable[[Any], str] | str | None) -> str:
+    """One table cell as published: numbers rounded to 3 significant digits (``publish.round_sig``)."""
     if value is None:
         return "\u2013"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = round_sig(value)
     if fmt is not None:
         return fmt(value) if callable(fmt) else format(value, fmt)
     if isinstance(value, bool):
@@ -327,6 +332,8 @@ def _fmt_cell(value: Any, fmt: Callable[[Any], str] | str | None) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "\u2013"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
         return f"{value:,.2f}" if abs(value) >= 1 or value == 0 else f"{value:.3g}"
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M")
@@ -334,7 +341,7 @@ def _fmt_cell(value: Any, fmt: Callable[[Any], str] | str | None) -> str:
         return value.isoformat()
     if isinstance(value, list | tuple):
         return ", ".join(_fmt_cell(v, None) for v in value)
-    return str(value)
+    return round_text(str(value))
 
 
 def table_html(
@@ -425,6 +432,11 @@ def text(message: str) -> None:
     _display({"text/html": body, "text/plain": str(message)}, raw=True)
 
 
+def _rounded_text(message: str) -> None:
+    """``text`` with money amounts and long numbers rounded (``publish.round_text``)."""
+    text(round_text(message))
+
+
 def show(obj: Any, **kwargs: Any) -> None:
     """Display anything safely: frames as tables, altair charts via ``chart``, strings as escaped text,
     analysis results (objects with ``report()``/``summary()``/``chart()``) as text + table + chart."""
@@ -436,13 +448,13 @@ def show(obj: Any, **kwargs: Any) -> None:
         table(obj, **kwargs)
         return
     if isinstance(obj, str):
-        text(obj)
+        _rounded_text(obj)
         return
     if type(obj).__module__.startswith("altair"):
         chart(obj)
         return
     handled = False
-    for attr, fn in (("report", text), ("summary", table), ("chart", chart)):
+    for attr, fn in (("report", _rounded_text), ("summary", table), ("chart", chart)):
         method = getattr(obj, attr, None)
         if callable(method):
             fn(method())

@@ -4,14 +4,14 @@ Output folder (``--out``)::
 
     <out>/.cannabis-market-output          marker: this folder is managed by `cannabis-market report`
     <out>/index.html                       every run (written last)
-    <out>/<report>/<slug>/                 one run: report.html, results.json, executed.ipynb,
+    <out>/<report>/<slug>/                 one run: report.html, results.json (shared),
                                            .cannabis-market-run (marker)
     <out>/<report>/<slug>/last-failure/    a failed re-run, kept beside the last good report
     <out>/.cannabis-market/                the runner's own working folder:
         lock                               one command at a time per output folder
         tmp/<id>/                          a run being written (moved into place when complete)
         old/<id>/ + old/<id>.json          a replaced run between two renames (+ where it came from)
-        private/<report>/<slug>/           files that are never linked from the index
+        private/<report>/<slug>/           executed.ipynb (raw outputs: never shared, never linked)
 
 * ``--out`` is used when it does not exist, is empty, or holds the marker; any other folder (or a file)
   is refused before anything runs, so a typo cannot mix reports into someone's documents.

@@ -1,12 +1,17 @@
 """What a report notebook imports: one module, a handful of one-line helpers.
 
     from cannabis_market.reports import nb
-    nb.setup(min_stores=min_stores, dominance=dominance)   # first code cell after the parameters
+    nb.setup(min_stores=min_stores, dominance=dominance, dominance2=dominance2)   # after the parameters
+    ds = load_dataset(dataset)
+    nb.guard_selection(ds, region=region)   # too few stores: a "suppressed" page, later cells skipped
     nb.show(df)            # table (escaped, store rows refused) -- or nb.table(df, caption=..., formats=...)
     nb.chart(my_chart)     # altair chart, offline + interactive in the report
-    nb.record("lost_revenue_cad", lost)   # headline figure -> results.json
-    safe = nb.aggregate_safely(ds.sales, by=["region"], value="revenue")
+    nb.record("lost_revenue_cad", lost, who=treated)   # headline figure -> results.json, if publishable
+    safe = nb.aggregate_safely(ds.sales, by=["region"], value="revenue", margin=True)
 
+Everything shown or recorded passes the publish boundary (``reports.publish``): numbers are rounded to
+3 significant digits, figures whose contributors fail the rules are withheld, and in report runs free-form
+output that names a store (frames, lists, dicts, ``print``) is replaced by a visible refusal.
 Interactively (JupyterLab) ``setup`` leaves altair's normal renderer alone and ``record`` is a no-op with a
 note, so the same notebook runs in both places.
 """
@@ -15,15 +20,19 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 
 from cannabis_market.errors import InputError
-from cannabis_market.reports.html import chart, enable_offline_renderer, show, table, text
+from cannabis_market.reports import publish as P
+from cannabis_market.reports import results as R
+from cannabis_market.reports.html import chart, enable_offline_renderer, show, table
+from cannabis_market.reports.html import text as _html_text
 from cannabis_market.reports.paths import dataset_path
-from cannabis_market.reports.results import RESULTS_ENV, record, record_many
+from cannabis_market.reports.results import RESULTS_ENV
 from cannabis_market.reports.safe import (
     aggregate_safely,
     assert_no_store_rows,
@@ -43,7 +52,9 @@ __all__ = [
     "assert_safe",
     "chart",
     "current_policy",
+    "contributors",
     "dataset_path",
+    "guard_selection",
     "in_report",
     "record",
     "record_many",
@@ -53,6 +64,7 @@ __all__ = [
     "suppress",
     "table",
     "text",
+    "withheld",
 ]
 
 
@@ -62,26 +74,154 @@ def in_report() -> bool:
 
 
 def setup(
-    *, min_stores: int | None = None, dominance: float | None = None, charts: str | None = None
+    *,
+    min_stores: int | None = None,
+    dominance: float | None = None,
+    dominance2: float | None = None,
+    charts: str | None = None,
 ) -> None:
     """Prepare a notebook for reporting; call once, right after the parameters cell.
 
     * applies the package's altair theme;
-    * sets the suppression thresholds for this run (None keeps the default 3 stores / 0.5 share);
+    * sets the suppression thresholds for this run (None keeps the defaults 3 stores / 0.5 / 0.75 shares);
     * when run by the report runner (or ``charts="interactive"``/``"svg"``): switches altair to the offline
-      renderer and makes plain polars frames shown as a cell's last expression go through the escaped
-      table renderer, which withholds frames that are not safe to share.
+      renderer, makes frames, lists and dicts shown as a cell's last expression go through the publish
+      boundary (store-level ones withheld), and withholds printed text that names a store.
     Returns None (so it prints nothing as a cell's last line); ``current_policy()`` shows the thresholds.
     """
     from cannabis_market import theme
 
     theme.enable()
-    set_policy(min_stores, dominance)
+    set_policy(min_stores, dominance, dominance2)
+    _STATE.update(selection=None, guarded=False, store_ids=frozenset())
     if charts is not None or in_report():
         enable_offline_renderer(charts)
         _install_frame_formatters()
+        _guard_stdout()
     else:  # JupyterLab / plain papermill: charts drawn by JupyterLab's own Vega, no CDN
         enable_offline_renderer("notebook")
+
+
+_STATE: dict[str, Any] = {"selection": None, "guarded": False, "store_ids": frozenset()}
+_WITHHELD = "output withheld from the shared report: it names a store or holds store-level rows"
+
+
+def guard_selection(ds: Any, **selection: Any) -> None:
+    """Check the selection the notebook runs on (``region=``, ``category=``, ``municipality=``, ``start=``,
+    ``end=``) before anything is computed from it.
+
+    Enough stores and no dominance: figures recorded later default to its contributors (returns None, so
+    nothing about them is displayed).
+    Otherwise the report shows one clear "suppressed" notice, results.json gets status ``suppressed``,
+    and in a report run every later cell is skipped (the run still succeeds). Put it last in its cell.
+    """
+    stores = getattr(ds, "stores", None)
+    if stores is not None:
+        ids = stores.lazy().select("store_id").collect()["store_id"].to_list()
+        _STATE["store_ids"] = frozenset(str(i) for i in ids)
+    try:
+        who = P.check_selection(ds, **selection)
+    except P.SuppressedSelection as exc:
+        _STATE["guarded"] = True
+        _suppress_rest(str(exc))
+        return
+    _STATE.update(selection=who, guarded=who is not None)  # aggregate datasets: published aggregates
+
+
+def contributors(ds: Any, **selection: Any) -> P.Contributors | None:
+    """Contributors of a narrower cell of the data (e.g. the latest month: ``start=...``), to pass as
+    ``record(..., who=...)``; None for aggregate datasets."""
+    rows = P.selection_rows(ds, **selection)
+    return None if rows is None else P.contributors_of(rows)
+
+
+def withheld(what: str) -> None:
+    """Say in the report that a section's figures are not published (too few stores, or dominated)."""
+    pol = policy()
+    text(
+        f"{what} suppressed: built from fewer than {pol.min_stores} stores, or one store makes more than "
+        f"{pol.dominance:.0%} of the sales it rests on (two stores more than {pol.dominance2:.0%})."
+    )
+
+
+def _suppress_rest(message: str) -> None:
+    body = f'<div class="cm-banner {P.GUARD_TAG}" role="status"><p>{html.escape(message)}</p></div>'
+    _display_raw({"text/html": body, "text/plain": message})
+    R.set_status(P.SUPPRESSED)
+    if not in_report():
+        return
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    ip = get_ipython()
+    if ip is not None:
+        ip.input_transformers_post.append(lambda lines: ["pass\n"])
+
+
+def _display_raw(bundle: dict[str, str]) -> None:
+    try:
+        from IPython.display import display
+    except ImportError:
+        print(bundle["text/plain"])
+        return
+    display(bundle, raw=True)
+
+
+def _refuse(what: str) -> None:
+    msg = f"{what}: {_WITHHELD}."
+    _display_raw({"text/html": f'<p class="cm-chart-refused">{html.escape(msg)}</p>', "text/plain": msg})
+
+
+def text(message: str) -> None:
+    """Display a string as an escaped paragraph, its money amounts and long numbers rounded."""
+    if in_report() and P.leaks_store(str(message), _STATE["store_ids"]):
+        _refuse("Text")
+        return
+    _html_text(P.round_text(str(message)))
+
+
+def record(
+    name: str,
+    value: Any,
+    *,
+    who: P.Contributors | None = None,
+    stores: int | None = None,
+    top_share: float | None = None,
+    top2_share: float | None = None,
+) -> None:
+    """Record one headline figure (rounded) under ``name`` if it may be published.
+
+    Its contributors are ``who`` (or ``stores``/``top_share``/``top2_share``), by default the guarded
+    selection's. A figure whose contributors fail the rules is recorded as null; a figure that names a store
+    or holds store-level rows is refused with a visible note. After ``guard_selection`` a figure with no
+    known contributors is refused (DisclosureError): every published figure is a cell.
+    """
+    if stores is not None:
+        who = P.Contributors(stores, top_share, top2_share)
+    record_many({name: value}, who=who)
+
+
+def record_many(figures: Mapping[str, Any], *, who: P.Contributors | None = None) -> None:
+    """Record several figures at once, all built by the same contributors (see ``record``)."""
+    from cannabis_market.reports.safe import DisclosureError
+
+    who = who or _STATE["selection"]
+    if who is None and _STATE["guarded"] and any(v is not None for v in figures.values()):
+        raise DisclosureError(
+            f"figures {', '.join(map(str, figures))}: no contributors known; pass who=/stores= to record()"
+        )
+    out: dict[str, Any] = {}
+    for name, value in figures.items():
+        if (
+            P.leaks_store(value, _STATE["store_ids"])
+            or P.leaks_store({name: None}, _STATE["store_ids"])
+            or _per_store(value)
+        ):
+            _refuse(f"Figure {name!r}")
+            continue
+        out[name] = None if who is not None and not who.safe() else P.round_sig(R.jsonable(value))
+    R.record_many(out)
 
 
 def _install_frame_formatters() -> None:
@@ -120,11 +260,66 @@ def _install_frame_formatters() -> None:
     formatters["text/html"].for_type(pl.DataFrame, as_html)
     formatters["text/plain"].for_type(pl.DataFrame, as_text)
 
+    def other_html(obj: Any) -> str:
+        if P.leaks_store(obj, _STATE["store_ids"]):
+            return f'<p class="cm-chart-refused">{html.escape(_WITHHELD)}</p>'
+        try:
+            frame = pl.from_pandas(obj) if hasattr(obj, "to_numpy") else pl.DataFrame(obj)
+            frame = frame.to_frame() if isinstance(frame, pl.Series) else frame
+            return table_html(frame, max_rows=50)
+        except (DisclosureError, TypeError, ValueError) as exc:
+            return f'<p class="cm-chart-refused">{html.escape(f"Table withheld: {exc}")}</p>'
+
+    def other_text(obj: Any, p: Any, cycle: bool) -> None:
+        p.text(f"<{_WITHHELD}>" if P.leaks_store(obj, _STATE["store_ids"]) else P.round_text(repr(obj)))
+
+    for type_name in ("pandas.core.frame.DataFrame", "pandas.core.series.Series"):
+        module, _, name = type_name.rpartition(".")
+        formatters["text/html"].for_type_by_name(module, name, other_html)
+        formatters["text/plain"].for_type_by_name(module, name, other_text)
+    formatters["text/html"].for_type(pl.Series, lambda s: other_html(s.to_frame()))
+    for kind in (pl.Series, list, tuple, dict, set):
+        formatters["text/plain"].for_type(kind, other_text)
+
+
+def _per_store(value: Any) -> bool:
+    """A list of as many values as the selection (or the dataset) has stores: taken for a per-store list."""
+    n = (
+        len(value)
+        if isinstance(value, list | tuple) or hasattr(value, "__len__") and hasattr(value, "dtype")
+        else 0
+    )
+    sizes = {len(_STATE["store_ids"])}
+    who = _STATE["selection"]
+    if who is not None and who.n_stores:
+        sizes.add(who.n_stores)
+    return n > 2 and n in sizes
+
+
+class _GuardedStream:
+    """sys.stdout in a report run: a write that names a store is replaced by a refusal."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, s: str) -> int:
+        if P.leaks_store(str(s), _STATE["store_ids"]):
+            s = f"[{_WITHHELD}]\n"
+        return self._inner.write(s)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _guard_stdout() -> None:
+    if not isinstance(sys.stdout, _GuardedStream):
+        sys.stdout = _GuardedStream(sys.stdout)
+
 
 def current_policy() -> dict[str, float]:
     """The suppression thresholds in force, e.g. to quote them in the report text."""
     pol = policy()
-    return {"min_stores": pol.min_stores, "dominance": pol.dominance}
+    return {"min_stores": pol.min_stores, "dominance": pol.dominance, "dominance2": pol.dominance2}
 
 
 def as_list(value: Any, item: Callable[[Any], Any] | None = None) -> list[Any]:

@@ -118,6 +118,18 @@ def record_many(figures: Mapping[str, Any]) -> None:
     write_json_atomic(path, data)
 
 
+def set_status(status: str) -> None:
+    """Tell the runner how the notebook ended (e.g. ``suppressed``: the selection may not be published;
+    figures recorded so far are dropped). Interactively a no-op."""
+    folder = results_dir()
+    if folder is None:
+        return
+    path = folder / RESULTS_FILE
+    data = read_json(path)
+    data.update(status=str(status), figures={})
+    write_json_atomic(path, data)
+
+
 def record(name: str, value: Any) -> None:
     """Record one headline figure under ``name`` (replacing an earlier value)."""
     record_many({name: value})
