@@ -12,7 +12,7 @@ Everything that reaches the output folder passes through here:
 * **In the runner**: ``publish_figures`` rounds and screens results.json figures once more,
   ``run_status`` reads the kernel's ``suppressed`` status, ``for_export`` trims a suppressed run's notebook
   to its suppression notice, and ``keep_private`` moves ``executed.ipynb`` (raw outputs, code) out of the
-  shared folder into ``<out>/.private/<report>/<run>/``, which the index never links.
+  shared folder into ``<out>/.cannabis-market/private/<report>/<run>/``, which the index never links.
 
 The rules themselves (primary and secondary suppression) live in ``data.disclosure``; the thresholds in
 force in ``reports.safe.policy()``.
