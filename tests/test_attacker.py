@@ -38,6 +38,14 @@ import yaml
 from cannabis_market import cli_report
 from cannabis_market.data.generate import generate_dataset
 
+
+class _NoAliases(yaml.SafeDumper):
+    """reports.yml refuses anchors/aliases (billion-laughs guard): write shared values out in full."""
+
+    def ignore_aliases(self, data):  # noqa: ARG002 - PyYAML hook
+        return True
+
+
 REPO = Path(__file__).resolve().parents[1]
 NB = REPO / "notebooks"
 START, END = "2021-01-01", "2022-12-31"
@@ -146,7 +154,7 @@ def attack(tmp_path_factory):
          "parameters": {"dataset": str(ds), "n_sims": 200}, "grid": {"region": ["all", "Lonely", "Dominated"]}},
     ]  # fmt: skip
     cfg = root / "reports.yml"
-    cfg.write_text(yaml.safe_dump({"jobs": jobs}, sort_keys=False), encoding="utf-8")
+    cfg.write_text(yaml.dump({"jobs": jobs}, Dumper=_NoAliases, sort_keys=False), encoding="utf-8")
     out = root / "out"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
