@@ -165,3 +165,22 @@ def test_two_way_time_effects_match_the_dummy_regression(df, method):
     D = np.column_stack([np.eye(unit.max() + 1)[unit], np.eye(time.max() + 1)[time][:, 1:]])
     coef = np.linalg.lstsq(D, df["y"].to_numpy(), rcond=None)[0]
     assert np.allclose(g[1:], coef[unit.max() + 1 :], atol=1e-8) and g[0] == 0
+
+
+def test_cluster_codes_ignore_categories_made_elsewhere_in_the_process() -> None:
+    """Categorical physical codes are process-wide: clusters must still be counted 0..G-1 in this column."""
+    import numpy as np
+    import polars as pl
+
+    from cannabis_market.analysis.inference import dense_codes, fe_ols
+
+    pl.Series([f"unrelated-{i}" for i in range(5000)]).cast(pl.Categorical)  # fills the global cache
+    rng = np.random.default_rng(3)
+    n_groups, per = 12, 30
+    g = np.repeat(np.arange(n_groups), per)
+    frame = pl.DataFrame({"g": [f"m{i}" for i in g], "x": rng.normal(size=g.size)})
+    frame = frame.with_columns(y=2.0 * pl.col("x") + pl.Series(rng.normal(size=g.size)))
+    codes = dense_codes(frame["g"])
+    assert codes.min() == 0 and codes.max() == n_groups - 1
+    fit = fe_ols(frame, "y", ["x"], fe=[], cluster="g")
+    assert fit.n_clusters == n_groups

@@ -44,7 +44,7 @@ from cannabis_market.analysis.event_treatment import (  # noqa: F401  (re-export
     treatment_frame,
     treatment_from_inventory,
 )
-from cannabis_market.analysis.panel import fe_ols
+from cannabis_market.analysis.inference import dense_codes, fe_ols
 from cannabis_market.data.disclosure import suppress_cells
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_cad, fmt_date, fmt_interval, fmt_num, fmt_pct
@@ -232,7 +232,7 @@ def _within(M: np.ndarray, panel: pl.DataFrame) -> np.ndarray:
     from scipy import sparse
 
     n = M.shape[0]
-    store = panel[_STORE].cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    store = dense_codes(panel[_STORE])
     date = (panel[_DATE] - panel[_DATE].min()).dt.total_days().to_numpy().astype(np.int64)
     ones = np.ones(n)
     S = sparse.csr_matrix((ones, (np.arange(n), store)))  # row -> store indicator

@@ -93,8 +93,23 @@ class FEResult:
 # ------------------------------------------------------------------------------------------- demeaning
 
 
+def dense_codes(values: pl.Series) -> np.ndarray:
+    """Integer codes 0..G-1 for the distinct values of a column (G = number of groups in *this* column).
+
+    A Categorical's physical codes index a process-wide string cache, so they are not 0..G-1 once any other
+    Categorical was made in the process (``max() + 1`` would count foreign categories as clusters).
+    """
+    phys = values.cast(pl.String).cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    if phys.size == 0:
+        return phys
+    present = np.zeros(int(phys.max()) + 1, dtype=bool)
+    present[phys] = True
+    lookup = np.cumsum(present) - 1
+    return lookup[phys]
+
+
 def _codes(df: pl.DataFrame, fe: Sequence[str]) -> list[np.ndarray]:
-    return [df[f].cast(pl.String).cast(pl.Categorical).to_physical().to_numpy().astype(np.int64) for f in fe]
+    return [dense_codes(df[f]) for f in fe]
 
 
 def _sweeps(X: np.ndarray, codes: list[np.ndarray], tol: float, max_iter: int) -> tuple[np.ndarray, bool]:

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from cannabis_market.analysis.inference import FEW_CLUSTERS, demean, fe_ols, two_way_effects
+from cannabis_market.analysis.inference import FEW_CLUSTERS, demean, dense_codes, fe_ols, two_way_effects
 from cannabis_market.analysis.pricing import charts
 from cannabis_market.analysis.pricing._base import (
     Estimate,
@@ -212,7 +212,7 @@ def competition_price_effect(
 def _period_effects(d: pl.DataFrame, col: str) -> pl.DataFrame:
     """Period effects g_t of `col` = unit effect + g_t + noise (relative to the first period; no dummies)."""
     d = d.select("_unit", "period", pl.col(col).cast(pl.Float64)).sort("period")
-    unit = d["_unit"].cast(pl.String).cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    unit = dense_codes(d["_unit"])
     time = d["period"].rank("dense").cast(pl.Int64).to_numpy() - 1
     g, _ = two_way_effects(d[col].to_numpy(), unit, time)
     periods = d.group_by("period").agg(n_obs=pl.len()).sort("period")
