@@ -138,7 +138,7 @@ def coverage_capacity(draws: int, seed0: int = 0, n_boot: int = 200) -> dict:
             "logistic"
         ]
         lo, hi = f.interval["K"]
-        hits += lo <= 1800.0 <= hi
+        hits += bool(lo <= 1800.0 <= hi)
     return {"coverage": hits / draws, "draws": draws}
 
 
@@ -149,7 +149,7 @@ def coverage_cannibalization(draws: int, seed0: int = 0, b: float = -0.25) -> di
     hits = 0
     for s in range(seed0, seed0 + draws):
         res = cannibalization(sim_panel(s, b=b), alpha=1 - NOMINAL)
-        hits += res.lo <= b <= res.hi
+        hits += bool(res.lo <= b <= res.hi)
     return {"coverage": hits / draws, "draws": draws}
 
 
@@ -185,7 +185,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 NOMINAL,
                 round(cov / NOMINAL, 3),
                 f"coverage in {BAND[0]}-{BAND[1]}",
-                None if quick else ok,
+                None if quick else bool(ok),
                 baseline_label="nominal",
             )
         )
