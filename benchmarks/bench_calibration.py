@@ -2,7 +2,7 @@
 
 For each interval the growth report publishes, many datasets are simulated with a known truth and the
 estimator is run on each; coverage is the share of intervals that contain the truth. Target: 0.90-0.98
-over >= 100 draws at nominal 95% (binomial noise alone is about +-0.02 at 100 draws).
+over >= 100 draws at nominal 95% (two binomial standard errors at 100 draws are about +-0.044).
 
 - forecast: `forecast_demand` (default combination) on simulated monthly log sales (drifting level,
   fixed seasonal pattern, AR(1) noise), 60 months of history; truth = the 12 following months;
