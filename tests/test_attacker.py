@@ -35,7 +35,7 @@ import polars as pl
 import pytest
 import yaml
 
-from cannabis_market import cli_report
+from cannabis_market.cli import report as cli_report
 from cannabis_market.data.generate import generate_dataset
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cannabis_market import cli_report
+from cannabis_market.cli import report as cli_report
 
 pytestmark = pytest.mark.browser
 

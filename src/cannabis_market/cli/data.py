@@ -78,9 +78,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.set_defaults(func=_import_statcan)
 
-    from cannabis_market import cli_adapters  # real-data importers (WA, OR, CO, AGCO, POS, StatCan download)
+    from cannabis_market.cli import importers  # real-data importers (WA, OR, CO, AGCO, POS, StatCan download)
 
-    cli_adapters.register(dsub)
+    importers.register(dsub)
 
 
 def _validate(args: argparse.Namespace) -> int:
