@@ -68,7 +68,7 @@ def estimate_outage_impact(
     seed: int = 0,
     *,
     y: str = "treated",
-    pre_days: int = 84,
+    pre_days: int | None = None,
     n_sims: int = 1000,
     region: str | None = "all",
     stop_days: int = STOP_DAYS,
@@ -92,6 +92,9 @@ def estimate_outage_impact(
     counterfactual rests on the series' own level and seasonality (level sd bound 0.1 by default so it
     can follow the market's growth); post-period = the outage months. A two-week outage is a few per
     cent of a month's sales, so expect a wide interval.
+
+    `pre_days`: the pre-period starts this many days before the outage (on monthly data: the month
+    holding that day); default 84 days on daily data and every month of the data on monthly data.
     """
     start, end = _resolve(ds, outage_start, outage_end)
     post = _as_date(post_end, "post_end") or end
@@ -106,7 +109,8 @@ def estimate_outage_impact(
         if first is None:
             raise InputError("the sales table is empty")
         m0 = start.replace(day=1)
-        months = outage_series(ds, start, pre_days=max((start - first).days, 1), post_end=post, region=region)
+        pre_days = max((start - first).days, 1) if pre_days is None else pre_days
+        months = outage_series(ds, start, pre_days=pre_days, post_end=post, region=region)
         frame = months.group_by("date").agg(pl.col("total_sales").sum()).sort("date")
         pre_rows = frame.filter(pl.col("date") < m0)
         if pre_rows.height < 3:
@@ -125,6 +129,7 @@ def estimate_outage_impact(
             n_sims=n_sims,
             **impact_kw,
         )
+    pre_days = 84 if pre_days is None else pre_days
     series = outage_series(ds, start, pre_days, post, region, stop_days, partial_days, partial_fill)
     ycol = "treated_sales_adj" if y == "treated" else "total_sales_adj"
     ctrl = ["control_sales_adj"] if controls == "control_group" else None
@@ -338,9 +343,12 @@ def outage_impact(
     alpha: float = 0.05,
     seed: int = 0,
     n_sims: int = 1000,
+    model: str = "auto",
 ) -> ImpactResult:
     """The outage notebook's one call: store-level datasets use the treated/control store split,
-    aggregate series datasets compare `region` with the `controls` geographies."""
+    aggregate series datasets compare `region` with the `controls` geographies. `start` begins the
+    pre-period (default: 84 days before the outage on daily data, all the data on monthly or series
+    data); `model` ("auto", "regression", "state_space") is passed on to `estimate_impact`."""
     if getattr(ds, "sales", None) is None:
         if list(controls) == ["control_group"]:
             raise InputError(
@@ -357,11 +365,12 @@ def outage_impact(
             alpha,
             seed,
             n_sims,
+            model=model,
         )
     o_start, _ = _resolve(ds, outage_start, outage_end)
     first = _as_date(start, "start")
-    pre_days = (o_start - first).days if first else 84
-    if pre_days < 14:
+    pre_days = (o_start - first).days if first else None
+    if pre_days is not None and pre_days < 14:
         raise InputError(
             f"start {fmt_date(first)} leaves only {pre_days} days before the outage; use at least 14"
         )
@@ -371,7 +380,17 @@ def outage_impact(
             f"controls {list(controls)}: a store-level dataset uses 'control_group' (stores that kept stock) or 'none'"
         )
     return estimate_outage_impact(
-        ds, o_start, outage_end, post_end, ctrl, alpha, seed, pre_days=pre_days, n_sims=n_sims, region=region
+        ds,
+        o_start,
+        outage_end,
+        post_end,
+        ctrl,
+        alpha,
+        seed,
+        pre_days=pre_days,
+        n_sims=n_sims,
+        region=region,
+        model=model,
     )
 
 
