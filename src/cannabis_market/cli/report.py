@@ -1,7 +1,7 @@
 """``cannabis-market report``: build the offline HTML reports listed in reports.yml.
 
 ``register(subparsers)`` adds the sub-command to the main CLI (it sets ``func=run`` on the parser);
-``run(args) -> int`` executes it. ``python -m cannabis_market.cli.report ...`` runs it standalone.
+``run(args) -> int`` executes it; bad input raises ``InputError`` (exit 2 via ``cli.main``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from cannabis_market.cli import run_command
 from cannabis_market.errors import InputError
 
 DESCRIPTION = """\
@@ -209,19 +208,3 @@ def run(args: argparse.Namespace) -> int:
         _error("interrupted; finished reports are in place, unfinished ones were discarded")
         return 130
     return summary.exit_code
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry: ``python -m cannabis_market.cli.report [NAME ...] [options]``."""
-    parser = argparse.ArgumentParser(
-        prog="cannabis-market report",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    return run_command(run, parser.parse_args(argv))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
