@@ -140,3 +140,34 @@ def event_study_contributors(
     start, _ = _resolve(ds, outage_start)
     lo, hi = start + dt.timedelta(days=window[0]), start + dt.timedelta(days=window[1])
     return impact_contributors(ds, "all", lo, start, hi)
+
+
+_GROUP_HEADERS = {
+    "group": "Group",
+    "lost_sales": "Sales lost",
+    "lost_sales_lo": "Lower bound",
+    "lost_sales_hi": "Upper bound",
+    "lost_share": "Share of expected sales",
+    "n_treated": "Stores running short",
+    "n_control": "Comparison stores",
+    "treated_stores": "Stores running short",
+}
+
+
+def readable_group_table(table: pl.DataFrame | None, group_title: str = "Group") -> pl.DataFrame | None:
+    """`safe_group_table`'s frame for a report: readable headers, money in the dataset's currency, shares
+    as %; the suppression flag column is kept (the table renderer hides it and marks the cells)."""
+    from cannabis_market.format import fmt_cad, fmt_pct, label
+
+    if table is None:
+        return None
+    formats = []
+    for c in table.columns:
+        if c.startswith(("lost_", "loss")) and "share" not in c:
+            formats.append(pl.col(c).map_elements(fmt_cad, return_dtype=pl.String))
+        elif "share" in c:
+            formats.append(pl.col(c).map_elements(fmt_pct, return_dtype=pl.String))
+    out = table.with_columns(formats) if formats else table
+    names = {c: _GROUP_HEADERS.get(c, label(c)) for c in out.columns if c != "suppressed"}
+    names["group"] = group_title
+    return out.rename({k: v for k, v in names.items() if k in out.columns})
