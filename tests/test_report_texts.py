@@ -154,6 +154,33 @@ def test_currency_matches_the_manifest(built, name):
     assert page["results"]["currency"] == code
 
 
+def _owned_elsewhere(names: list[str], owners: dict[str, str]) -> list:
+    """One case per report; a report whose tables come from another helper's module is xfail(strict=False)."""
+    cases = []
+    for name in names:
+        owner = next((module for key, module in owners.items() if key in name), None)
+        reason = f"table headers from {owner}, fixed on its own branch"
+        marks = [pytest.mark.xfail(strict=False, reason=reason)] if owner else []
+        cases.append(pytest.param(name, marks=marks, id=name))
+    return cases
+
+
+TABLES_ELSEWHERE = {
+    "02_store_growth": "analysis/growth (saturation.summary, GrowthResult.comparison, demand.backtest)",
+    "washington": "analysis/growth (saturation.summary, GrowthResult.comparison, demand.backtest)",
+    "03_price": "analysis/pricing (PriceTrend.summary, elasticity/competition summaries, illicit_gap)",
+    "oregon": "analysis/pricing (PriceTrend.summary, elasticity/competition summaries, illicit_gap)",
+}
+
+
+@slow
+@pytest.mark.parametrize("name", _owned_elsewhere(ALL, TABLES_ELSEWHERE))
+def test_table_headers_are_readable(built, name):
+    heads = re.findall(r"<th\b[^>]*>(.*?)</th>", built["pages"][name]["html"], flags=re.S)
+    assert heads or 'class="cm-table"' not in built["pages"][name]["html"]
+    assert not [h for h in heads if re.search(r"[A-Za-z]_[a-z]", h)], heads
+
+
 @slow
 @pytest.mark.parametrize("name", ALL)
 def test_synthetic_banner_exactly_when_the_data_are_synthetic(built, name):
@@ -337,3 +364,13 @@ def test_pdf_without_chromium_stops_before_anything_runs(monkeypatch, tmp_path):
     code, out = _quiet(["report", "--config", str(config), "--out", str(tmp_path / "out"), "--pdf"])
     assert code == 2 and "--pdf: no Chromium found" in out
     assert not (tmp_path / "out" / "t").exists()
+
+
+@slow
+@pytest.mark.browser
+@pytest.mark.parametrize("name", ALL)
+def test_chart_text_is_in_the_manifest_currency(built, doms, name):
+    code = str(built["pages"][name]["manifest"].get("currency", "CAD")).upper()
+    other = "CA$" if code == "USD" else "US$"
+    drawn = " ".join(html.unescape(t) for t in re.findall(r"<svg\b.*?</svg>", doms[name], flags=re.S))
+    assert other not in drawn, drawn[max(0, drawn.find(other) - 200) : drawn.find(other) + 100]

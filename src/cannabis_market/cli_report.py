@@ -180,14 +180,19 @@ def _check_pdf() -> None:
 
 
 def _print_pdfs(summary: Any) -> None:
-    """Print each report produced by this command to report.pdf beside its report.html."""
+    """Print each selected report to report.pdf beside its report.html (an unchanged report whose PDF is
+    up to date is left alone)."""
     from cannabis_market.reports.page import print_pdf
 
     for res in summary.results:
-        if not res.html or res.status == "skipped" or not Path(res.html).is_file():
+        page = Path(res.html) if res.html else None
+        if page is None or not page.is_file():
+            continue
+        pdf = page.with_suffix(".pdf")
+        if res.status == "skipped" and pdf.is_file() and pdf.stat().st_mtime >= page.stat().st_mtime:
             continue
         try:
-            pdf = print_pdf(res.html, Path(res.html).with_suffix(".pdf"))
+            pdf = print_pdf(page, pdf)
             print(f"pdf     {res.label} -> {pdf}")
         except (RuntimeError, OSError) as exc:
             print(f"warning: no PDF for {res.label}: {exc}", file=sys.stderr)
