@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from cannabis_market.analysis.event_study import EventStudyResult
+from cannabis_market.analysis.impact import ImpactResult
 from cannabis_market.analysis.outage import (
     PARTIAL_DAYS,
     PARTIAL_FILL,
@@ -171,3 +172,25 @@ def readable_group_table(table: pl.DataFrame | None, group_title: str = "Group")
     names = {c: _GROUP_HEADERS.get(c, label(c)) for c in out.columns if c != "suppressed"}
     names["group"] = group_title
     return out.rename({k: v for k, v in names.items() if k in out.columns})
+
+
+def impact_table(result: ImpactResult) -> pl.DataFrame:
+    """The impact summary as a reader's table (fits a page): observed, expected without the event, the
+    effect and the relative effect, each interval in one cell, money in the dataset's currency."""
+    from cannabis_market.format import fmt_cad, fmt_pct
+
+    unit = {"daily": "day", "weekly": "week", "monthly": "month"}.get(str(result.frequency), "period")
+    rows = []
+    for r in result.summary().iter_rows(named=True):
+        rows.append(
+            {
+                "Measure": f"Average per {unit}" if r["row"] == "average" else "Total over the post-period",
+                "Observed": fmt_cad(r["actual"]),
+                "Expected without the event": f"{fmt_cad(r['predicted'])} "
+                f"[{fmt_cad(r['predicted_lo'])}, {fmt_cad(r['predicted_hi'])}]",
+                "Effect": f"{fmt_cad(r['abs_effect'])} [{fmt_cad(r['abs_effect_lo'])}, {fmt_cad(r['abs_effect_hi'])}]",
+                "Relative effect": f"{fmt_pct(r['rel_effect'], signed=True)} "
+                f"[{fmt_pct(r['rel_effect_lo'], signed=True)}, {fmt_pct(r['rel_effect_hi'], signed=True)}]",
+            }
+        )
+    return pl.DataFrame(rows)

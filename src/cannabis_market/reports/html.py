@@ -590,46 +590,10 @@ def export_notebook(
     bottom = _meta_html(meta) if meta else ""
     body = re.sub(r"<main>", lambda m: "<main>\n" + top, body, count=1)
     body = re.sub(r"</main>", lambda m: bottom + "\n</main>", body, count=1)
-    body = _lift_top(body, _params_html(params) if params else "")
+    from cannabis_market.reports.page import lift_top, params_html
+
+    body = lift_top(body, params_html(params) if params else "")
     return make_offline(body)
-
-
-_FINDINGS_RE = re.compile(r'<div class="cm-findings\b[^"]*"[^>]*>.*?</ul></div>', re.S)
-
-
-def _lift_top(body: str, params_html: str) -> str:
-    """Move the key-findings box (and put the parameter line) right after the page's title."""
-    found = _FINDINGS_RE.search(body, max(0, body.find("<main>")))
-    findings = ""
-    if found:
-        findings = found.group(0)
-        body = body[: found.start()] + body[found.end() :]
-    top = findings + params_html
-    if not top:
-        return body
-    end_h1 = body.find("</h1>", max(0, body.find("<main>")))
-    if end_h1 < 0:
-        return re.sub(r"<main>\n?", lambda m: m.group(0) + top, body, count=1)
-    end_h1 += len("</h1>")
-    return body[:end_h1] + "\n" + top + body[end_h1:]
-
-
-def _param_value(key: str, value: Any) -> str:
-    if key == "dataset" and isinstance(value, str):
-        return value.rstrip("/").rsplit("/", 1)[-1] or value
-    if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value) or "none"
-    if value in ("", None):
-        return "none"
-    return str(value)
-
-
-def _params_html(params: Mapping[str, Any]) -> str:
-    items = "; ".join(
-        f"<span><code>{html.escape(str(k))}</code>\u00a0{html.escape(_param_value(str(k), v))}</span>"
-        for k, v in params.items()
-    )
-    return f'<p class="cm-params">Run with: {items}</p>'
 
 
 def _meta_html(meta: Mapping[str, Any]) -> str:

@@ -213,6 +213,46 @@ def add_furniture(page: str, *, manifest: Mapping[str, Any] | None = None, stem:
     return add_csv_downloads(add_toc(page), stem=stem)
 
 
+_FINDINGS_RE = re.compile(r'<div class="cm-findings\b[^"]*"[^>]*>.*?</ul></div>', re.S)
+
+
+def lift_top(body: str, params_html: str) -> str:
+    """Move the key-findings box (and put the parameter line) right after the page's title."""
+    found = _FINDINGS_RE.search(body, max(0, body.find("<main>")))
+    findings = ""
+    if found:
+        findings = found.group(0)
+        body = body[: found.start()] + body[found.end() :]
+    top = findings + params_html
+    if not top:
+        return body
+    end_h1 = body.find("</h1>", max(0, body.find("<main>")))
+    if end_h1 < 0:
+        return re.sub(r"<main>\n?", lambda m: m.group(0) + top, body, count=1)
+    end_h1 += len("</h1>")
+    return body[:end_h1] + "\n" + top + body[end_h1:]
+
+
+def _param_value(key: str, value: Any) -> str:
+    """A parameter value in a few characters: a dataset folder by its name, lists comma-separated."""
+    if key == "dataset" and isinstance(value, str):
+        return value.rstrip("/").rsplit("/", 1)[-1] or value
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    if value in ("", None):
+        return "none"
+    return str(value)
+
+
+def params_html(params: Mapping[str, Any]) -> str:
+    """The values a report ran with, as one compact line for the top of the page (escaped)."""
+    items = "; ".join(
+        f"<span><code>{html.escape(str(k))}</code>\u00a0{html.escape(_param_value(str(k), v))}</span>"
+        for k, v in params.items()
+    )
+    return f'<p class="cm-params">Run with: {items}</p>'
+
+
 def chromium() -> str | None:
     """Path of a headless-capable Chromium, if one is installed."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
