@@ -141,9 +141,9 @@ def estimate_outage_impact(
         raise InputError("no treated stores: no store had cover below the no-stock-out threshold")
     # readable names: they label the chart and the report paragraph
     names = {
-        "treated_sales_adj": "sales_of_stores_running_short",
-        "total_sales_adj": "sales_of_all_stores",
-        "control_sales_adj": "sales_of_stores_with_stock",
+        "treated_sales_adj": "Sales of stores running short",
+        "total_sales_adj": "Sales of all stores",
+        "control_sales_adj": "Sales of stores with stock",
     }
     frame = series.select("date", ycol, *(ctrl or [])).drop_nulls().rename(names, strict=False)
     return estimate_impact(

@@ -16,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from cannabis_market.analysis.event_study import EventStudyResult
+from cannabis_market.analysis.impact import ImpactResult
 from cannabis_market.analysis.outage import (
     PARTIAL_DAYS,
     PARTIAL_FILL,
@@ -140,3 +141,56 @@ def event_study_contributors(
     start, _ = _resolve(ds, outage_start)
     lo, hi = start + dt.timedelta(days=window[0]), start + dt.timedelta(days=window[1])
     return impact_contributors(ds, "all", lo, start, hi)
+
+
+_GROUP_HEADERS = {
+    "group": "Group",
+    "lost_sales": "Sales lost",
+    "lost_sales_lo": "Lower bound",
+    "lost_sales_hi": "Upper bound",
+    "lost_share": "Share of expected sales",
+    "n_treated": "Stores running short",
+    "n_control": "Comparison stores",
+    "treated_stores": "Stores running short",
+}
+
+
+def readable_group_table(table: pl.DataFrame | None, group_title: str = "Group") -> pl.DataFrame | None:
+    """`safe_group_table`'s frame for a report: readable headers, money in the dataset's currency, shares
+    as %; the suppression flag column is kept (the table renderer hides it and marks the cells)."""
+    from cannabis_market.format import fmt_cad, fmt_pct, label
+
+    if table is None:
+        return None
+    formats = []
+    for c in table.columns:
+        if c.startswith(("lost_", "loss")) and "share" not in c:
+            formats.append(pl.col(c).map_elements(fmt_cad, return_dtype=pl.String))
+        elif "share" in c:
+            formats.append(pl.col(c).map_elements(fmt_pct, return_dtype=pl.String))
+    out = table.with_columns(formats) if formats else table
+    names = {c: _GROUP_HEADERS.get(c, label(c)) for c in out.columns if c != "suppressed"}
+    names["group"] = group_title
+    return out.rename({k: v for k, v in names.items() if k in out.columns})
+
+
+def impact_table(result: ImpactResult) -> pl.DataFrame:
+    """The impact summary as a reader's table (fits a page): observed, expected without the event, the
+    effect and the relative effect, each interval in one cell, money in the dataset's currency."""
+    from cannabis_market.format import fmt_cad, fmt_pct
+
+    unit = {"daily": "day", "weekly": "week", "monthly": "month"}.get(str(result.frequency), "period")
+    rows = []
+    for r in result.summary().iter_rows(named=True):
+        rows.append(
+            {
+                "Measure": f"Average per {unit}" if r["row"] == "average" else "Total over the post-period",
+                "Observed": fmt_cad(r["actual"]),
+                "Expected without the event": f"{fmt_cad(r['predicted'])} "
+                f"[{fmt_cad(r['predicted_lo'])}, {fmt_cad(r['predicted_hi'])}]",
+                "Effect": f"{fmt_cad(r['abs_effect'])} [{fmt_cad(r['abs_effect_lo'])}, {fmt_cad(r['abs_effect_hi'])}]",
+                "Relative effect": f"{fmt_pct(r['rel_effect'], signed=True)} "
+                f"[{fmt_pct(r['rel_effect_lo'], signed=True)}, {fmt_pct(r['rel_effect_hi'], signed=True)}]",
+            }
+        )
+    return pl.DataFrame(rows)

@@ -17,7 +17,7 @@ from cannabis_market.data import aggregate as A
 from cannabis_market.data.disclosure import TOP2_COLUMN, cell_stats, suppress_cells
 from cannabis_market.data.loader import Dataset
 from cannabis_market.errors import InputError
-from cannabis_market.format import fmt_cad, fmt_date, fmt_num
+from cannabis_market.format import currency_symbol, fmt_cad, fmt_date, fmt_num, label
 from cannabis_market.theme import altair
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ class MarketOverview:
     end: dt.date
     region: str
     currency: str
+    market: str = ""  # the market's name from the manifest ('Ontario', 'Oregon'), for prose
 
     @staticmethod
     def _flag(frame: pl.DataFrame) -> list[str]:
@@ -56,8 +57,8 @@ class MarketOverview:
         """The headline figures as a two-column table."""
         return pl.DataFrame(
             {
-                "figure": ["total sales", "stores open (latest month)", "sales per store (latest month)"],
-                "value": [
+                "Figure": ["Total sales", "Stores open (latest month)", "Sales per store (latest month)"],
+                "Value": [
                     fmt_cad(self.total_sales),
                     fmt_num(self.stores_open_latest) if self.stores_open_latest is not None else "n/a",
                     fmt_cad(self.sales_per_store_latest),
@@ -67,7 +68,11 @@ class MarketOverview:
 
     def report(self) -> str:
         """One paragraph in plain language, every number from the data."""
-        where = "the whole market" if self.region == "all" else f"region {self.region}"
+        where = (
+            (f"the whole {self.market} market" if self.market else "the whole market")
+            if self.region == "all"
+            else self.region
+        )
         first = self.monthly["period"].min()
         if self.total_sales is None:
             return (
@@ -95,7 +100,7 @@ class MarketOverview:
             .mark_line(point=False)
             .encode(
                 x,
-                alt.Y("revenue:Q", title=f"sales ({self.currency})"),
+                alt.Y("revenue:Q", title=f"Sales ({currency_symbol(self.currency)})"),
                 tooltip=[alt.Tooltip("period:T", format="%b %Y"), alt.Tooltip("revenue:Q", format=",.0f")],
             )
             .properties(height=200)
@@ -105,7 +110,7 @@ class MarketOverview:
             .mark_line(color="#d9822b")
             .encode(
                 x,
-                alt.Y("stores_open:Q", title="stores"),
+                alt.Y("stores_open:Q", title="Stores"),
                 tooltip=[alt.Tooltip("period:T", format="%b %Y"), "stores_open:Q"],
             )
             .properties(height=160)
@@ -121,7 +126,7 @@ class MarketOverview:
             .mark_line()
             .encode(
                 alt.X("period:T", title=None),
-                alt.Y("revenue_per_store:Q", title=f"{self.currency} per store"),
+                alt.Y("revenue_per_store:Q", title=f"Sales per store ({currency_symbol(self.currency)})"),
                 tooltip=[
                     alt.Tooltip("period:T", format="%b %Y"),
                     alt.Tooltip("revenue_per_store:Q", format=",.0f"),
@@ -130,20 +135,45 @@ class MarketOverview:
             .properties(height=200)
         )
 
+    def region_table(self) -> pl.DataFrame | None:
+        """Sales by region over the window, with readable column names (suppressed cells kept flagged)."""
+        if self.by_region is None:
+            return None
+        keep = [c for c in ("region", "revenue", "n_stores", "suppressed") if c in self.by_region.columns]
+        names = {
+            "region": "Region",
+            "revenue": f"Sales ({currency_symbol(self.currency)})",
+            "n_stores": "Stores",
+        }
+        money = pl.col("revenue").map_elements(fmt_cad, return_dtype=pl.String)
+        out = self.by_region.select(keep).with_columns(
+            pl.when(pl.col("revenue").is_null()).then(None).otherwise(money).alias("revenue")
+        )
+        return out.rename({k: v for k, v in names.items() if k in keep})
+
     def chart_categories(self) -> alt.Chart | None:
         """Category shares of sales by year (stacked bars)."""
         alt = altair()  # imported when a chart is drawn, not with the module
         if self.categories is None:
             return None
-        data = self.categories.select("year", "category", "share", *self._flag(self.categories))
+        data = self.categories.select(
+            "year",
+            pl.col("category").map_elements(label, return_dtype=pl.String),
+            "share",
+            *self._flag(self.categories),
+        )
         return (
             alt.Chart(data, title="Category mix")
             .mark_bar()
             .encode(
                 alt.X("year:O", title=None),
-                alt.Y("share:Q", stack="normalize", axis=alt.Axis(format="%"), title="share of sales"),
-                alt.Color("category:N"),
-                tooltip=["year:O", "category:N", alt.Tooltip("share:Q", format=".1%")],
+                alt.Y("share:Q", stack="normalize", axis=alt.Axis(format="%"), title="Share of sales"),
+                alt.Color("category:N", title="Category"),
+                tooltip=[
+                    alt.Tooltip("year:O", title="Year"),
+                    alt.Tooltip("category:N", title="Category"),
+                    alt.Tooltip("share:Q", format=".1%", title="Share"),
+                ],
             )
             .properties(height=220)
         )
@@ -254,6 +284,7 @@ def market_overview(
         end=ends[-1],
         region=region,
         currency=currency,
+        market=str(ds.manifest.get("region") or ""),
     )
 
 

@@ -31,7 +31,7 @@ import polars as pl
 from cannabis_market import theme
 from cannabis_market.data.outage_model import served_share
 from cannabis_market.errors import InputError
-from cannabis_market.format import fmt_cad, fmt_interval, fmt_num, fmt_pct
+from cannabis_market.format import currency_symbol, fmt_cad, fmt_interval, fmt_num, fmt_pct
 
 if TYPE_CHECKING:
     import altair as alt
@@ -156,21 +156,50 @@ class ScenarioResult:
         goodwill_cost (wholesaler) and total_cost (lost sales + goodwill)."""
         return self.summary_frame
 
+    def display_table(self) -> pl.DataFrame:
+        """The summary with readable column headers and money in the dataset's currency, for reports."""
+        names = {
+            "stop_days": "Full stop (days)",
+            "lost_sales": "Sales lost",
+            "lo": "Lower bound",
+            "hi": "Upper bound",
+            "stores_stocking_out": "Stores running out",
+            "share_of_monthly_sales": "Share of a month's sales",
+            "goodwill_cost": "Goodwill cost",
+            "total_cost": "Total cost",
+        }
+        money = ["lost_sales", "lo", "hi", "goodwill_cost", "total_cost"]
+        frame = self.summary_frame.select([c for c in names if c in self.summary_frame.columns])
+        frame = frame.with_columns(
+            *(pl.col(c).map_elements(fmt_cad, return_dtype=pl.String) for c in money if c in frame.columns),
+            *(
+                pl.col(c).map_elements(fmt_num, return_dtype=pl.String)
+                for c in ["stores_stocking_out"]
+                if c in frame.columns
+            ),
+            *(
+                pl.col(c).map_elements(fmt_pct, return_dtype=pl.String)
+                for c in ["share_of_monthly_sales"]
+                if c in frame.columns
+            ),
+        )
+        return frame.rename({k: v for k, v in names.items() if k in frame.columns})
+
     def chart(self, title: str | None = None) -> alt.LayerChart:
         """Lost sales against the length of the full stop, with the interval band."""
         alt = theme.altair()  # imported when a chart is drawn, not with the module
         data = self.summary_frame.select("stop_days", "lost_sales", "lo", "hi")
-        base = alt.Chart(data).encode(x=alt.X("stop_days:Q", title="days of full delivery stop"))
+        base = alt.Chart(data).encode(x=alt.X("stop_days:Q", title="Days of full delivery stop"))
         band = base.mark_area(opacity=0.3, color=theme.BAND).encode(
-            y=alt.Y("lo:Q", title="retail sales lost (CAD)"), y2="hi:Q"
+            y=alt.Y("lo:Q", title=f"Retail sales lost ({currency_symbol()})"), y2="hi:Q"
         )
         line = base.mark_line(point=True).encode(
             y="lost_sales:Q",
             tooltip=[
-                alt.Tooltip("stop_days:Q", title="stop (days)"),
-                alt.Tooltip("lost_sales:Q", format=",.0f"),
-                alt.Tooltip("lo:Q", format=",.0f"),
-                alt.Tooltip("hi:Q", format=",.0f"),
+                alt.Tooltip("stop_days:Q", title="Stop (days)"),
+                alt.Tooltip("lost_sales:Q", format=",.0f", title="Sales lost"),
+                alt.Tooltip("lo:Q", format=",.0f", title="Lower bound"),
+                alt.Tooltip("hi:Q", format=",.0f", title="Upper bound"),
             ],
         )
         level = round(100 * (1 - self.alpha))
@@ -200,18 +229,17 @@ class ScenarioResult:
             "cover and daily demand fed in and on the assumed restart. They are what-if calculations, not "
             "forecasts, and ignore customers buying at another store or later instead.",
         ]
-        if gw.height:
-            items = "; ".join(
-                f"{r['item']}: {fmt_cad(r['cost'])}"
-                for r in gw.group_by("item", maintain_order=True)
-                .agg(pl.col("cost").max())
-                .iter_rows(named=True)
-            )
+        uncosted = self.settings.get("delivery_fee_per_store_per_day", 0.0) == 0.0
+        costs = gw.group_by("item", maintain_order=True).agg(pl.col("cost").max()) if gw.height else gw
+        items = "; ".join(
+            f"{r['item']}: {fmt_cad(r['cost'])}"
+            for r in costs.iter_rows(named=True)
+            if not (uncosted and r["cost"] == 0 and "deliver" in str(r["item"]).lower())
+        )
+        if items:
             lines.append(f"Goodwill measures paid by the wholesaler (largest scenario): {items}.")
-            if self.settings.get("delivery_fee_per_store_per_day", 0.0) == 0.0:
-                lines.append(
-                    "The delivery-fee waiver is not costed (fee set to 0); pass delivery_fee_per_store_per_day."
-                )
+        if gw.height and uncosted:
+            lines.append("Waived delivery fees are not costed: no delivery fee per store and day was set.")
         return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from cannabis_market.errors import InputError
 
@@ -116,6 +117,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--show-code", action="store_true", help="include code cells, prompts and warnings in the HTML"
     )
     p.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also print each report to report.pdf beside report.html (needs a local headless Chromium)",
+    )
+    p.add_argument(
         "--timeout",
         type=_positive,
         metavar="S",
@@ -162,6 +168,36 @@ def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def _check_pdf() -> None:
+    """--pdf needs a local Chromium: say so before anything runs (exit 2)."""
+    from cannabis_market.reports.page import chromium
+
+    if chromium() is None:
+        raise InputError(
+            "--pdf: no Chromium found on PATH (looked for chromium, chromium-browser, google-chrome); "
+            "install it (Debian: apt-get install chromium, or `make browser`) or leave out --pdf"
+        )
+
+
+def _print_pdfs(summary: Any) -> None:
+    """Print each selected report to report.pdf beside its report.html (an unchanged report whose PDF is
+    up to date is left alone)."""
+    from cannabis_market.reports.page import print_pdf
+
+    for res in summary.results:
+        page = Path(res.html) if res.html else None
+        if page is None or not page.is_file():
+            continue
+        pdf = page.with_suffix(".pdf")
+        if res.status == "skipped" and pdf.is_file() and pdf.stat().st_mtime >= page.stat().st_mtime:
+            continue
+        try:
+            pdf = print_pdf(page, pdf)
+            print(f"pdf     {res.label} -> {pdf}")
+        except (RuntimeError, OSError) as exc:
+            print(f"warning: no PDF for {res.label}: {exc}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Execute ``cannabis-market report``; returns the exit status (see EPILOG)."""
     from cannabis_market.reports import build, config, executors, plan
@@ -200,7 +236,14 @@ def run(args: argparse.Namespace) -> int:
         executor = executors.make_executor(args.executor, jobs=args.jobs, scheduler=args.scheduler)
         for note in planned.notes:
             print(f"note: {note}", file=sys.stderr)
-        summary = build.run_reports(planned, out, executor=executor, lock_timeout=args.lock_timeout)
+        if args.pdf and planned.runs:
+            _check_pdf()
+        descriptions = {j.name: j.description for j in cfg.jobs if j.description}
+        summary = build.run_reports(
+            planned, out, executor=executor, lock_timeout=args.lock_timeout, descriptions=descriptions
+        )
+        if args.pdf:
+            _print_pdfs(summary)
     except build.LockBusy as exc:
         _error(str(exc))
         return EXIT_BUSY

@@ -95,8 +95,10 @@ def run_reports(
     executor: Executor | None = None,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     echo: Callable[[str], None] = print,
+    descriptions: dict[str, str] | None = None,
 ) -> Summary:
-    """Execute a plan under the output folder's lock, print progress, write the index."""
+    """Execute a plan under the output folder's lock, print progress, write the index (with the jobs'
+    ``descriptions`` and the jobs skipped for missing data, with their reason)."""
     with locked_out(out, lock_timeout) as out_root:
         t0 = time.monotonic()
         total = len(plan_.runs) + len(plan_.skipped)
@@ -132,7 +134,8 @@ def run_reports(
                 say(f"[{n}/{total}] FAILED  {spec.label} ({_fmt_s(res.duration_s)}): {first}{kept}")
 
         results += (executor or LocalExecutor(1)).run(plan_.runs, on_event)
-        index = write_index(out_root)
+        missing = [{"report": r.report, "reason": r.message} for r in plan_.skipped if not r.html]
+        index = write_index(out_root, descriptions, missing)
         summary = Summary(results, time.monotonic() - t0, index)
         c = summary.counts
         say(
@@ -167,6 +170,6 @@ def prune_reports(
         removed = layout.prune(out_root, planned)
         for rel in removed:
             echo(f"removed {rel}")
-        index = write_index(out_root)
+        index = write_index(out_root, {j.name: j.description for j in config.jobs if j.description})
         echo(f"pruned {len(removed)} run(s) -> {index}")
         return removed

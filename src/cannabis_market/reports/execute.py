@@ -27,6 +27,7 @@ from typing import Any
 
 from cannabis_market.reports import layout
 from cannabis_market.reports import publish as publish_boundary
+from cannabis_market.reports.page import add_furniture
 from cannabis_market.reports.plan import RunResult, RunSpec
 from cannabis_market.reports.results import RESULTS_ENV, RESULTS_FILE, read_json, write_json_atomic
 
@@ -189,6 +190,7 @@ def results_record(
     html_bytes: int | None = None,
 ) -> dict[str, Any]:
     """The one results.json of a run (built here only): status, parameters, figures, dataset, timings."""
+    manifest = _manifest(spec)
     return {
         "report": spec.report,
         "slug": spec.slug,
@@ -200,6 +202,10 @@ def results_record(
         "given": spec.given,
         "figures": figures,
         "dataset": spec.dataset,
+        **{
+            k: manifest.get(v)
+            for k, v in (("currency", "currency"), ("market", "region"), ("source", "source"))
+        },
         "package_version": spec.inputs.get("package_version"),
         "started_at": started,
         "finished_at": _now(),
@@ -207,6 +213,20 @@ def results_record(
         "html_bytes": html_bytes,
         "inputs": spec.inputs,
     }
+
+
+def _manifest(spec: RunSpec) -> dict[str, Any]:
+    """The run's dataset manifest ({} when there is none or it cannot be read: the page then has no banner)."""
+    from cannabis_market.data.loader import read_manifest
+
+    path = (spec.dataset or {}).get("path")
+    if not path:
+        return {}
+    try:
+        manifest, _problems = read_manifest(Path(path))
+    except OSError:
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def _render(spec: RunSpec, tmp: Path, error: str | None, status: str) -> str:
@@ -238,7 +258,10 @@ def _render(spec: RunSpec, tmp: Path, error: str | None, status: str) -> str:
     if error is not None:
         banner = f"This report did not finish: {error}\nSections after the failing step are missing."
     nb = publish_boundary.for_export(nb, status)
-    page = H.export_notebook(nb, show_code=spec.show_code, title=_title(nb, spec), banner=banner, meta=meta)
+    page = H.export_notebook(
+        nb, show_code=spec.show_code, title=_title(nb, spec), banner=banner, meta=meta, params=spec.resolved
+    )
+    page = add_furniture(page, manifest=_manifest(spec), stem=spec.report)
     leftovers = H.external_refs(page)
     if leftovers:  # make_offline strips them; this is a guard against a template change
         raise RuntimeError(f"report still references the network: {leftovers[:3]}")

@@ -338,13 +338,16 @@ def export_notebook(
     title: str | None = None,
     banner: str | None = None,
     meta: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> str:
     """Executed notebook (nbformat node) -> one self-contained offline HTML page.
 
     Code cells' input and prompts are hidden unless ``show_code`` (stderr streams too: library warnings
     are for developers; errors always show). Cells tagged ``remove-cell``/``remove-input``/``remove-output``
     are honoured. ``banner`` (e.g. the error of a failed run) is shown in a red box at the top, ``meta``
-    (parameters, dataset fingerprint, ...) as a small table at the bottom; both escaped.
+    (parameters, dataset fingerprint, ...) as a small table at the bottom; both escaped. ``params`` (the
+    values the notebook ran with) are shown in one compact line under the title, and a key-findings box
+    (``nb.findings``) is moved there too, wherever its cell was.
     """
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
@@ -384,6 +387,9 @@ def export_notebook(
     bottom = _meta_html(meta) if meta else ""
     body = re.sub(r"<main>", lambda m: "<main>\n" + top, body, count=1)
     body = re.sub(r"</main>", lambda m: bottom + "\n</main>", body, count=1)
+    from cannabis_market.reports.page import lift_top, params_html
+
+    body = lift_top(body, params_html(params) if params else "")
     return make_offline(body)
 
 

@@ -46,7 +46,11 @@ from cannabis_market.reports.safe import (
 REPORT_ENV = "CM_REPORT"
 
 __all__ = [
+    "about",
     "aggregate_safely",
+    "appendix",
+    "findings",
+    "market_name",
     "as_list",
     "assert_no_store_rows",
     "assert_safe",
@@ -349,3 +353,101 @@ def as_list(value: Any, item: Callable[[Any], Any] | None = None) -> list[Any]:
         return [item(v) for v in items]
     except (TypeError, ValueError) as exc:
         raise InputError(f"list parameter {value!r}: an element cannot be converted ({exc})") from None
+
+
+# ------------------------------------------------------------------ presentation (findings, about, appendix)
+
+FINDINGS_CLASS = "cm-findings"
+APPENDIX_CLASS = "cm-appendix"
+_SOURCES = {"synthetic": "synthetic (generated) data", "statcan": "Statistics Canada"}
+
+
+def market_name(ds: Any, region: str | None = "all") -> str:
+    """The market a report is about, from the selection and the dataset's manifest ('Oregon', 'Toronto')."""
+    if region not in (None, "", "all"):
+        return str(region)
+    manifest = getattr(ds, "manifest", None) or {}
+    return str(manifest.get("region") or manifest.get("name") or "the market")
+
+
+def _span(ds: Any, start: Any = None, end: Any = None) -> tuple[Any, Any]:
+    """First and last date of the dataset's dated table inside [start, end] (None when unknown)."""
+    import polars as pl
+
+    from cannabis_market.data.loader import _as_date
+
+    lo, hi = _as_date(start), _as_date(end)
+    for name in ("sales", "series"):
+        lf = getattr(ds, name, None)
+        if lf is None:
+            continue
+        if lo is not None:
+            lf = lf.filter(pl.col("date") >= lo)
+        if hi is not None:
+            lf = lf.filter(pl.col("date") <= hi)
+        row = lf.select(pl.col("date").min().alias("a"), pl.col("date").max().alias("b")).collect()
+        return row["a"][0], row["b"][0]
+    return lo, hi
+
+
+def about(ds: Any, *, region: str | None = "all", start: Any = None, end: Any = None) -> None:
+    """Say in one line which market, source, span and currency the report covers, and make money print in
+    the dataset's currency from here on (``format.set_currency(ds.manifest)``). Call right after loading."""
+    from cannabis_market import format as F
+
+    manifest = getattr(ds, "manifest", None) or {}
+    F.set_currency(manifest)
+    _STATE["manifest"] = dict(manifest)
+    first, last = _span(ds, start, end)
+    source = _SOURCES.get(
+        str(manifest.get("source", "")).lower(), f"the dataset “{manifest.get('name', '?')}”"
+    )
+    span = f", {F.fmt_month(first)} to {F.fmt_month(last)}" if first is not None and last is not None else ""
+    code = F.currency_code(manifest)
+    text(
+        f"Market: {market_name(ds, region)}. Data: {source}{span}. Amounts in {code} ({F.currency_symbol(code)})."
+    )
+
+
+def findings(sentences: Any) -> None:
+    """The report's key findings (3-5 sentences, with intervals), shown in a box at the top of the page.
+
+    Put the cell anywhere (usually last, when every figure is known): the export moves the box after the
+    title. Sentences pass the same rounding and store check as ``text``; None or empty ones are dropped.
+    """
+    items = [str(s).strip() for s in as_list(sentences) if s is not None and str(s).strip()]
+    if not items:
+        return
+    if in_report() and any(P.leaks_store(s, _STATE["store_ids"]) for s in items):
+        _refuse("Key findings")
+        return
+    items = [P.round_text(s) for s in items]
+    from cannabis_market.reports.html import NO_MATH
+
+    body = "".join(f"<li>{html.escape(s)}</li>" for s in items)
+    box = (
+        f'<div class="{FINDINGS_CLASS} {NO_MATH}" role="note"><p class="cm-findings-title"><strong>'
+        f"Key findings</strong></p><ul>{body}</ul></div>"
+    )
+    _display_raw({"text/html": box, "text/plain": "Key findings:\n" + "\n".join(f"- {s}" for s in items)})
+
+
+def appendix(title: str, *items: Any, caption: str | None = None) -> None:
+    """Diagnostics (backtests, AIC tables, ...) in a collapsed ``<details>`` block: frames become tables
+    (checked like ``table``), strings paragraphs. ``caption`` titles the first table."""
+    from cannabis_market.reports.html import table_html
+
+    parts = []
+    for i, item in enumerate(items):
+        if item is None:
+            continue
+        if isinstance(item, str):
+            parts.append(f'<p class="cm-text">{html.escape(P.round_text(item))}</p>')
+        else:
+            parts.append(table_html(item, caption=caption if i == 0 else None))
+    if not parts:
+        return
+    block = (
+        f'<details class="{APPENDIX_CLASS}"><summary>{html.escape(title)}</summary>{"".join(parts)}</details>'
+    )
+    _display_raw({"text/html": block, "text/plain": f"{title} (appendix)"})

@@ -41,6 +41,37 @@ _ID_RE = re.compile(r"""\bid\s*=\s*["']([^"']+)["']""")
 _TAG_RE = re.compile(r"<[^>]+>")
 
 
+_SCRIPT_RE = re.compile(r"<script\b.*?</script\s*>", re.S | re.I)
+
+
+def _sub_outside_scripts(pattern: re.Pattern, repl: Any, page: str, count: int = 0) -> str:
+    """``pattern.sub`` on the page's markup only: script bodies (the Vega bundle holds '<h2>', '</head>',
+    '</table>' in its strings) are left byte for byte."""
+    out, pos, done = [], 0, 0
+    for m in [*_SCRIPT_RE.finditer(page), None]:
+        end = m.start() if m else len(page)
+        left = 0 if not count else count - done
+        if count and left <= 0:
+            out.append(page[pos:end])
+        else:
+            seg, n = pattern.subn(repl, page[pos:end], count=left)
+            done += n
+            out.append(seg)
+        if m:
+            out.append(m.group(0))
+            pos = m.end()
+    return "".join(out)
+
+
+def _insert_after(page: str, marker: str, text: str, fallback: str = "<main>") -> str:
+    """Insert `text` after the first `marker` (else after `fallback`) outside scripts; unchanged if neither."""
+    for tag in (marker, fallback):
+        pattern = re.compile(re.escape(tag))
+        if _sub_outside_scripts(pattern, "", page, count=1) != page:
+            return _sub_outside_scripts(pattern, lambda m: m.group(0) + text, page, count=1)
+    return page
+
+
 def _plain(fragment: str) -> str:
     return html.unescape(_TAG_RE.sub("", fragment)).replace("\u00b6", "").strip()
 
@@ -58,18 +89,21 @@ def add_toc(page: str, min_sections: int = 3) -> str:
             return match.group(0)
         return f'<h2{attrs} id="{anchor}">{inner}</h2>'
 
-    page = _H2_RE.sub(number, page)
+    page = _sub_outside_scripts(_H2_RE, number, page)
     if len(sections) < min_sections or 'class="cm-toc"' in page:
         return page
     items = "".join(
         f'<li><a href="#{html.escape(a, quote=True)}">{html.escape(t)}</a></li>' for a, t in sections
     )
     toc = f'<nav class="cm-toc" aria-label="Contents"><span class="cm-toc-title">Contents</span><ol>{items}</ol></nav>'
-    end_h1 = page.find("</h1>")
-    if end_h1 < 0:
-        return re.sub(r"<main>", lambda m: "<main>\n" + toc, page, count=1)
-    end_h1 += len("</h1>")
-    return page[:end_h1] + "\n" + toc + page[end_h1:]
+    if 'class="cm-params"' in page:  # after the title, key findings and parameter line
+        return _sub_outside_scripts(
+            re.compile(r'<p class="cm-params">.*?</p>', re.S),
+            lambda m: m.group(0) + "\n" + toc,
+            page,
+            count=1,
+        )
+    return _insert_after(page, "</h1>", "\n" + toc)
 
 
 class _TableCells(HTMLParser):
@@ -147,7 +181,7 @@ def add_csv_downloads(page: str, stem: str = "table") -> str:
             + "Download this table as CSV</a></p>"
         )
 
-    return re.sub(r"</table>(?!\s*<p class=\"cm-download\")", link, page)
+    return _sub_outside_scripts(re.compile(r"</table>(?!\s*<p class=\"cm-download\")"), link, page)
 
 
 def is_synthetic(manifest: Mapping[str, Any] | None) -> bool:
@@ -170,12 +204,53 @@ def add_furniture(page: str, *, manifest: Mapping[str, Any] | None = None, stem:
     """Stylesheet, synthetic-data banner, contents and CSV downloads, in one pass over an exported page."""
     if "cm-page-css" not in page:
         style = f'<style type="text/css" id="cm-page-css">{PAGE_CSS}</style>\n'
-        idx = page.lower().find("</head>")
-        page = page[:idx] + style + page[idx:] if idx >= 0 else style + page
+        head_end = re.compile(r"</head>", re.I)
+        with_style = _sub_outside_scripts(head_end, lambda m: style + m.group(0), page, count=1)
+        page = with_style if with_style != page else style + page
     banner = synthetic_banner(manifest)
     if banner and 'class="cm-synthetic"' not in page:
-        page = re.sub(r"<main>", lambda m: "<main>\n" + banner, page, count=1)
+        page = _insert_after(page, "<main>", "\n" + banner)
     return add_csv_downloads(add_toc(page), stem=stem)
+
+
+_FINDINGS_RE = re.compile(r'<div class="cm-findings\b[^"]*"[^>]*>.*?</ul></div>', re.S)
+
+
+def lift_top(body: str, params_html: str) -> str:
+    """Move the key-findings box (and put the parameter line) right after the page's title."""
+    found = _FINDINGS_RE.search(body, max(0, body.find("<main>")))
+    findings = ""
+    if found:
+        findings = found.group(0)
+        body = body[: found.start()] + body[found.end() :]
+    top = findings + params_html
+    if not top:
+        return body
+    end_h1 = body.find("</h1>", max(0, body.find("<main>")))
+    if end_h1 < 0:
+        return re.sub(r"<main>\n?", lambda m: m.group(0) + top, body, count=1)
+    end_h1 += len("</h1>")
+    return body[:end_h1] + "\n" + top + body[end_h1:]
+
+
+def _param_value(key: str, value: Any) -> str:
+    """A parameter value in a few characters: a dataset folder by its name, lists comma-separated."""
+    if key == "dataset" and isinstance(value, str):
+        return value.rstrip("/").rsplit("/", 1)[-1] or value
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "none"
+    if value in ("", None):
+        return "none"
+    return str(value)
+
+
+def params_html(params: Mapping[str, Any]) -> str:
+    """The values a report ran with, as one compact line for the top of the page (escaped)."""
+    items = "; ".join(
+        f"<span><code>{html.escape(str(k))}</code>\u00a0{html.escape(_param_value(str(k), v))}</span>"
+        for k, v in params.items()
+    )
+    return f'<p class="cm-params">Run with: {items}</p>'
 
 
 def chromium() -> str | None:
