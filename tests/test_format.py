@@ -26,6 +26,12 @@ def test_money_three_significant_digits_in_the_currency(value: float, currency: 
     assert fmt.fmt_money(value, currency=currency) == expected
 
 
+def test_fixed_decimals_move_up_a_unit_instead_of_printing_1000k() -> None:
+    assert fmt.fmt_cad(999_960) == "CA$1.0M"
+    assert fmt.fmt_cad(949_000) == "CA$949.0k"
+    assert fmt.fmt_cad(950) == "CA$950"
+
+
 def test_active_currency_follows_the_manifest_and_is_restored() -> None:
     assert fmt.fmt_cad(8.0e9) == "CA$8.0B"
     with fmt.use_currency({"currency": "usd"}):

@@ -85,9 +85,9 @@ def fmt_money(
     if digits is None:
         a = round_sig(a, sig)
     for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            v = a / div
-            d = digits if digits is not None else max(0, sig - 1 - int(math.floor(math.log10(v))))
+        v = a / div
+        d = digits if digits is not None else max(0, sig - 1 - int(math.floor(math.log10(v)))) if v > 0 else 0
+        if round(v, d) >= 1:  # 999,960 with one decimal is "1.0M", never "1,000.0k"
             return f"{sign}{symbol}{v:,.{d}f}{suf}"
     small = 2 if 0 < a < 10 else 0
     d = small if digits is None else (min(digits, 2) if a < 100 else 0)
