@@ -154,27 +154,8 @@ def test_currency_matches_the_manifest(built, name):
     assert page["results"]["currency"] == code
 
 
-def _owned_elsewhere(names: list[str], owners: dict[str, str]) -> list:
-    """One case per report; a report whose tables come from another helper's module is xfail(strict=False)."""
-    cases = []
-    for name in names:
-        owner = next((module for key, module in owners.items() if key in name), None)
-        reason = f"table headers from {owner}, fixed on its own branch"
-        marks = [pytest.mark.xfail(strict=False, reason=reason)] if owner else []
-        cases.append(pytest.param(name, marks=marks, id=name))
-    return cases
-
-
-TABLES_ELSEWHERE = {
-    "02_store_growth": "analysis/growth (saturation.summary, GrowthResult.comparison, demand.backtest)",
-    "washington": "analysis/growth (saturation.summary, GrowthResult.comparison, demand.backtest)",
-    "03_price": "analysis/pricing (PriceTrend.summary, elasticity/competition summaries, illicit_gap)",
-    "oregon": "analysis/pricing (PriceTrend.summary, elasticity/competition summaries, illicit_gap)",
-}
-
-
 @slow
-@pytest.mark.parametrize("name", _owned_elsewhere(ALL, TABLES_ELSEWHERE))
+@pytest.mark.parametrize("name", ALL)
 def test_table_headers_are_readable(built, name):
     heads = re.findall(r"<th\b[^>]*>(.*?)</th>", built["pages"][name]["html"], flags=re.S)
     assert heads or 'class="cm-table"' not in built["pages"][name]["html"]

@@ -141,6 +141,17 @@ def _fmt_cell(value: Any, fmt: Callable[[Any], str] | str | None) -> str:
     return round_text(str(value))
 
 
+def header(name: Any) -> str:
+    """A column header as readers see it: snake_case names become words ('stores_open' -> 'Stores open');
+    headers already written for readers (with a capital or a space) are kept."""
+    text = str(name)
+    if " " in text or text[:1].isupper():
+        return text
+    from cannabis_market.format import label
+
+    return label(text)
+
+
 def table_html(
     df: Any,
     *,
@@ -175,7 +186,7 @@ def table_html(
         parts.append(f"<caption>{html.escape(caption)}</caption>")
     parts.append(
         "<thead><tr>"
-        + "".join(f"<th{NUM_ATTR if c in numeric else ''}>{html.escape(str(c))}</th>" for c in cols)
+        + "".join(f"<th{NUM_ATTR if c in numeric else ''}>{html.escape(header(c))}</th>" for c in cols)
         + "</tr></thead><tbody>"
     )
     any_suppressed = False

@@ -21,7 +21,7 @@ from cannabis_market.errors import InputError
 
 PAGE_CSS = """
 .cm-toc{border:1px solid var(--line);border-radius:6px;padding:8px 14px;margin:0 0 18px;background:#fafbfb}
-.cm-toc ol{margin:.2em 0 .2em 1.2em;padding:0}.cm-toc li{margin:.1em 0}
+.cm-toc ol{margin:.2em 0 .2em .4em;padding:0;list-style:none}.cm-toc li{margin:.1em 0}
 .cm-toc-title{font-weight:600}
 .cm-download{font-size:12.5px;margin:-.6em 0 1em}.cm-download a{text-decoration:none}
 .cm-synthetic{border:2px solid #c4a000;background:#fff9db;color:#4d3f00;border-radius:6px;padding:8px 14px;
