@@ -61,6 +61,7 @@ __all__ = [
     "set_policy",
     "setup",
     "show",
+    "show_step",
     "suppress",
     "table",
     "text",
@@ -349,3 +350,23 @@ def as_list(value: Any, item: Callable[[Any], Any] | None = None) -> list[Any]:
         return [item(v) for v in items]
     except (TypeError, ValueError) as exc:
         raise InputError(f"list parameter {value!r}: an element cannot be converted ({exc})") from None
+
+
+def show_step(step: Any, *, who: P.Contributors | None = None) -> None:
+    """Show one report step (`analysis.steps.Step`): record its figures (as ``record_many``, contributors
+    ``who`` or the guarded selection's), then its report text, tables (with captions) and charts in order;
+    a skipped step shows only its one-sentence reason. Protect the step's result first where it needs it
+    (``step.apply(lambda r: publish.protect_saturation(r, ...))``)."""
+    from cannabis_market.analysis.steps.base import Table
+
+    figures = step.figures()
+    if figures:
+        record_many(figures, who=who)
+    message = step.report()
+    if message:
+        text(message)
+    for view in step.shown():
+        if isinstance(view, Table):
+            table(view.frame, caption=view.caption)
+        else:
+            chart(view)
