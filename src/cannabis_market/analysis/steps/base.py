@@ -14,6 +14,7 @@ Disclosure control lives in `reports`, so a step's result is published by the no
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +151,6 @@ def whole_number(value: Any, name: str, least: int) -> int:
 
 def positive(value: Any, name: str) -> float:
     """`value` as a float > 0; InputError naming the parameter otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise InputError(f"parameter {name} must be a number > 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise InputError(f"parameter {name} must be a finite number > 0, got {value!r}")
     return float(value)

@@ -156,10 +156,7 @@ def saturation(
             min_cell=min_cell,
             currency=_currency(ds),
         ),
-        reason=(
-            "Saturation is not assessed: no store in this selection has enough months of sales to be judged "
-            "against break-even."
-        ),
+        reason=("Saturation is not assessed: no store in this selection reports sales in this window."),
         views=_saturation_views,
         figures=_saturation_figures,
     )
