@@ -35,7 +35,7 @@ import polars as pl
 import pytest
 import yaml
 
-from cannabis_market import cli_report
+from cannabis_market.cli import main as cli_main
 from cannabis_market.data.generate import generate_dataset
 
 
@@ -161,7 +161,7 @@ def attack(tmp_path_factory):
     out = root / "out"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        code = cli_report.main(["--config", str(cfg), "--out", str(out), "--jobs", "2"])
+        code = cli_main(["report", "--config", str(cfg), "--out", str(out), "--jobs", "2"])
     every, protected = store_figures(ds, who)
     return {
         "code": code,

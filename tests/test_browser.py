@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cannabis_market import cli_report
+from cannabis_market.cli import main as cli_main
 
 pytestmark = pytest.mark.browser
 
@@ -73,7 +73,7 @@ def report(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("browser") / "out"
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
-        code = cli_report.main([str(FIX / "charts.ipynb"), "--out", str(out)])
+        code = cli_main(["report", str(FIX / "charts.ipynb"), "--out", str(out)])
     assert code == 0, buf.getvalue()
     return out / "charts" / "default" / "report.html"
 

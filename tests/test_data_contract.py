@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -449,7 +450,14 @@ def test_typed_cache_can_be_turned_off_and_is_pruned(tmp_path, monkeypatch):
     assert _typed_entries() == []
     monkeypatch.delenv("CM_TYPED_CACHE")
     monkeypatch.setattr(typed_cache, "KEEP", 2)
-    for i in range(4):  # four different contents
+    loaded = []
+    for i in range(4):  # four different contents, all in use (a build over four datasets)
         lines = TABLES["population"] + [f"Kingston,{2000 + i},5"]
-        load_dataset(write_dataset(tmp_path / f"d{i}", population=lines))
+        loaded.append(load_dataset(write_dataset(tmp_path / f"d{i}", population=lines)))
+    assert len(_typed_entries()) == 4  # nothing in use is evicted ...
+    assert all(ds.sales.collect().height > 0 for ds in loaded)  # ... so every dataset still reads
+    for entry in _typed_entries():  # an hour later, idle entries beyond KEEP go
+        old = (entry / ".complete").stat().st_mtime - 2 * typed_cache.IDLE_S
+        os.utime(entry / ".complete", (old, old))
+    load_dataset(write_dataset(tmp_path / "d4", population=TABLES["population"] + ["Kingston,2010,5"]))
     assert len(_typed_entries()) == 2

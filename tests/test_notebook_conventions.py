@@ -61,9 +61,9 @@ def test_setup_outside_a_report_enables_the_notebook_renderer(monkeypatch):
 
 
 def test_text_is_never_typeset_as_math(capsys):
-    nb.text("Sales CA$8.0B, per store CA$118.0k")
+    nb.text("Sales CA$8.04B, per store CA$118k")
     out = capsys.readouterr().out  # outside IPython the plain text is printed
-    assert "CA$8.0B" in out
+    assert "CA$8.04B" in out and "CA$118k" in out
     from cannabis_market.reports.html import NO_MATH
 
     assert "mathjax_ignore" in NO_MATH.split() and "tex2jax_ignore" in NO_MATH.split()
@@ -72,9 +72,9 @@ def test_text_is_never_typeset_as_math(capsys):
 def test_text_html_carries_the_no_math_classes(monkeypatch):
     shown = []
     monkeypatch.setattr("cannabis_market.reports.html._display", lambda obj, raw=False: shown.append(obj))
-    nb.text("CA$8.0B … CA$118.0k")
+    nb.text("CA$8.04B … CA$118k")  # already at the 3 significant digits the publish step rounds to
     body = shown[0]["text/html"]
-    assert "mathjax_ignore" in body and "tex2jax_ignore" in body and "CA$8.0B … CA$118.0k" in body
+    assert "mathjax_ignore" in body and "tex2jax_ignore" in body and "CA$8.04B … CA$118k" in body
 
 
 @pytest.mark.parametrize(

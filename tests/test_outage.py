@@ -112,3 +112,22 @@ def test_monthly_dataset(monthly):
     res = O.estimate_outage_impact(monthly, n_sims=300)
     total = float(monthly.manifest["truth"]["outage_2022"]["lost_sales_total"])
     assert res.lost.lo < total < res.lost.hi  # honest: a few per cent of a month is within the noise
+
+
+def test_monthly_store_impact_honours_start(monthly):
+    """`start` (pre_days) bounds the pre-period on monthly store data too; without it, all months are used."""
+    full = O.outage_impact(monthly, controls=["none"], n_sims=200)
+    assert full.pre_period[0] == dt.date(2020, 6, 1)
+    late = O.outage_impact(monthly, controls=["none"], start="2021-03-01", n_sims=200)
+    assert late.pre_period == (dt.date(2021, 3, 1), dt.date(2022, 7, 1))
+    assert late.post_period[0] == dt.date(2022, 8, 1)
+    direct = O.estimate_outage_impact(
+        monthly, n_sims=200, pre_days=(dt.date(2022, 8, 5) - dt.date(2021, 9, 1)).days
+    )
+    assert direct.pre_period[0] == dt.date(2021, 9, 1)
+
+
+@pytest.mark.parametrize("model", ["regression", "state_space"])
+def test_outage_impact_passes_the_model_on(ds, model):
+    res = O.outage_impact(ds, model=model, n_sims=200)
+    assert res.model == model and res.model_choice == "requested"

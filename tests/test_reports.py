@@ -26,7 +26,7 @@ import pytest
 import yaml
 from filelock import FileLock
 
-from cannabis_market import cli_report
+from cannabis_market.cli import main as cli_main
 from cannabis_market.errors import InputError
 from cannabis_market.reports import html as H
 from cannabis_market.reports import params as P
@@ -49,7 +49,7 @@ def cli(*args: object) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = cli_report.main([str(a) for a in args])
+            code = cli_main(["report", *(str(a) for a in args)])
         except SystemExit as exc:  # argparse
             code = int(exc.code or 0)
     return code, out.getvalue(), err.getvalue()
@@ -805,7 +805,7 @@ def test_killed_run_leaves_previous_report_intact(own_suite):
     folder = own_suite["out"] / "sleepy" / "default"
     before = {name: (folder / name).read_bytes() for name in ("report.html", "results.json")}
     env = dict(os.environ)
-    cmd = [sys.executable, "-m", "cannabis_market.cli_report", "--config", str(own_suite["cfg"]),
+    cmd = [sys.executable, "-m", "cannabis_market", "report", "--config", str(own_suite["cfg"]),
            "--out", str(own_suite["out"]), "sleepy", "--force", "--timeout", "120"]  # fmt: skip
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True

@@ -4,7 +4,7 @@ The model, on store-day sales `y` (categories summed) inside the window, is
 
     y_it = a_i + g_t + sum_k beta_k * D_i * 1[t - event = k] + e_it
 
-with store effects `a_i` and date effects `g_t` absorbed by demeaning (`analysis.panel`), `D_i` the
+with store effects `a_i` and date effects `g_t` absorbed by demeaning (`analysis.inference`), `D_i` the
 treatment (1/0, or an intensity) and one coefficient per relative day `k`. Errors are clustered by store.
 
 What it identifies, and what it does not

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import altair as alt
 import numpy as np
 import polars as pl
 
+from cannabis_market import theme
 from cannabis_market.data.outage_model import served_share
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_cad, fmt_interval, fmt_num, fmt_pct
-from cannabis_market.theme import BAND
+
+if TYPE_CHECKING:
+    import altair as alt
 
 DAYS_PER_MONTH = 365.25 / 12
 CoverSampler = Callable[[np.random.Generator, int], np.ndarray]
@@ -155,9 +158,10 @@ class ScenarioResult:
 
     def chart(self, title: str | None = None) -> alt.LayerChart:
         """Lost sales against the length of the full stop, with the interval band."""
+        alt = theme.altair()  # imported when a chart is drawn, not with the module
         data = self.summary_frame.select("stop_days", "lost_sales", "lo", "hi")
         base = alt.Chart(data).encode(x=alt.X("stop_days:Q", title="days of full delivery stop"))
-        band = base.mark_area(opacity=0.3, color=BAND).encode(
+        band = base.mark_area(opacity=0.3, color=theme.BAND).encode(
             y=alt.Y("lo:Q", title="retail sales lost (CAD)"), y2="hi:Q"
         )
         line = base.mark_line(point=True).encode(

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import polars as pl
 
 KEEP = 3
-"""Datasets kept in the cache (most recently used first); older entries are removed."""
+"""Datasets kept in the cache (most recently used first); older entries are removed once idle."""
+IDLE_S = 3600.0
+"""An entry used within this many seconds is never removed: a kernel of a running build may still be
+reading its memory-mapped files (a build over several datasets must not evict its own inputs)."""
 COMPLETE = ".complete"
 
 
@@ -74,10 +78,18 @@ def discard(key: str) -> None:
     shutil.rmtree(cache_root() / key, ignore_errors=True)
 
 
-def _prune(root: Path, keep: str) -> None:
-    """Remove all but the KEEP most recently used complete entries (never `keep`)."""
-    entries = [p for p in root.iterdir() if p.is_dir() and (p / COMPLETE).is_file()]
-    entries.sort(key=lambda p: (p / COMPLETE).stat().st_mtime, reverse=True)
-    for old in entries[KEEP:]:
-        if old.name != keep:
+def _prune(root: Path, keep: str, now: float | None = None) -> None:
+    """Remove complete entries beyond the KEEP most recently used ones that nobody used for IDLE_S
+    seconds (never `keep`)."""
+    now = time.time() if now is None else now
+    entries = []
+    for p in root.iterdir():
+        try:
+            if p.is_dir() and (p / COMPLETE).is_file():
+                entries.append((p, (p / COMPLETE).stat().st_mtime))
+        except OSError:
+            continue
+    entries.sort(key=lambda e: e[1], reverse=True)
+    for old, used in entries[KEEP:]:
+        if old.name != keep and now - used > IDLE_S:
             shutil.rmtree(old, ignore_errors=True)

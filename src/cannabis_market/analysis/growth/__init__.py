@@ -14,7 +14,7 @@ frame) and altair charts:
 - `saturation` (`saturation`) tracks sales per open store, store density and the stores whose trailing
   revenue is below a break-even level. Shared output holds counts and group averages only, never store rows.
 - `cannibalization` (`cannibalization`) regresses log store-month revenue on log(1 + nearby competitors)
-  with store and period fixed effects absorbed by demeaning (`analysis.panel.fe_ols`), clustering errors
+  with store and period fixed effects absorbed by demeaning (`analysis.inference.fe_ols`), clustering errors
   by store.
 
 `store_counts` and `market_sales` (`counts`) build the inputs. Monthly periods are the first day of the

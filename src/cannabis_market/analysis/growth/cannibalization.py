@@ -18,77 +18,26 @@ from cannabis_market.analysis.growth._common import (
     _need,
     _to_month,
 )
-from cannabis_market.analysis.panel import FEResult, fe_ols
+from cannabis_market.analysis.inference import FEResult, fe_ols
+from cannabis_market.data.panels import store_period_panel
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_num, fmt_pct
 from cannabis_market.theme import BAND, PALETTE
 
 
 def store_month_panel(ds: Any) -> pl.DataFrame:
-    """Store-month revenue from a loaded dataset, with the store's municipality, region and dates.
+    """The one store x month panel (`data.panels.store_period_panel`) of a loaded dataset.
 
-    Columns: period, store_id, municipality, region, revenue, grams, opened_on, closed_on,
-    competitors (+ lat/lon when the stores table has them). `competitors` is the average number of
-    OTHER stores of the same municipality open on a day of that month (open days / days in month), so a
-    neighbour opening mid-month counts in proportion to the days it traded. Monthly datasets only give
-    the opening month (opened_on is its 1st); a neighbour then counts half in its opening month, the
-    expected share of a month traded by a store opening on a random day.
+    `competitors` is the average number of OTHER stores of the same municipality open on the days the
+    store itself was open that month (a neighbour opening mid-month counts for the days it traded; with
+    monthly data, where only the opening month is known, it counts half in that month); `partial` marks
+    months the store traded only in part. See data/README.md, "Store panel".
     """
-    stores = _frame(getattr(ds, "stores", None), "dataset stores table")
-    sales = _frame(getattr(ds, "sales", None), "dataset sales table")
-    _need(stores, ["store_id", "municipality", "region", "opened_on"], "stores")
-    _need(sales, ["date", "store_id", "revenue"], "sales")
-    if "closed_on" not in stores.columns:
-        stores = stores.with_columns(closed_on=pl.lit(None, pl.Date))
-    has_grams = "grams" in sales.columns
-    monthly = (
-        sales.with_columns(period=pl.col("date").dt.truncate("1mo"))
-        .group_by("period", "store_id")
-        .agg(
-            revenue=pl.col("revenue").sum(),
-            grams=pl.col("grams").sum() if has_grams else pl.lit(None, pl.Float64).first(),
-        )
-    )
-    extra = [c for c in ("lat", "lon", "chain") if c in stores.columns]
-    keep = ["store_id", "municipality", "region", "opened_on", "closed_on", *extra]
-    panel = monthly.join(stores.select(keep), on="store_id", how="inner")
-    if panel.height == 0:
-        raise InputError("dataset: no sales rows match a store in the stores table (store_id)")
-    half = getattr(ds, "frequency", None) == "monthly" and bool((stores["opened_on"].dt.day() == 1).all())
-    comp = _municipality_open_days(stores, panel["period"].unique().sort(), half)
-    panel = panel.join(comp, on=["municipality", "period"], how="left").with_columns(
-        competitors=(
-            (pl.col("_open_days") - _own_open_days(half))
-            / pl.col("period").dt.month_end().dt.day().cast(pl.Float64)
-        ).clip(lower_bound=0.0)
-    )
-    return panel.drop("_open_days").sort("period", "store_id")
-
-
-def _own_open_days(half_opening_month: bool = False) -> pl.Expr:
-    """Days in the row's month during which the row's store was open (needs opened_on/closed_on)."""
-    start = pl.max_horizontal(pl.col("opened_on"), pl.col("period"))
-    end = pl.min_horizontal(
-        pl.col("closed_on").fill_null(pl.col("period").dt.month_end()), pl.col("period").dt.month_end()
-    )
-    days = ((end - start).dt.total_days() + 1).clip(lower_bound=0).cast(pl.Float64)
-    if half_opening_month:
-        days = (
-            pl.when(pl.col("opened_on").dt.truncate("1mo") == pl.col("period")).then(days / 2).otherwise(days)
-        )
-    return days
-
-
-def _municipality_open_days(stores: pl.DataFrame, periods: pl.Series, half: bool = False) -> pl.DataFrame:
-    """Total store-days open per municipality and month."""
-    grid = stores.select("store_id", "municipality", "opened_on", "closed_on").join(
-        pl.DataFrame({"period": periods}), how="cross"
-    )
-    return (
-        grid.with_columns(_d=_own_open_days(half))
-        .group_by("municipality", "period")
-        .agg(_open_days=pl.col("_d").sum())
-    )
+    stores = getattr(ds, "stores", None)
+    sales = getattr(ds, "sales", None)
+    if stores is None or sales is None:
+        raise InputError("dataset: store-level sales and a stores table are needed for the store panel")
+    return store_period_panel(sales, stores, "monthly")
 
 
 def add_competitors(panel: pl.DataFrame | pl.LazyFrame, within: str | None = "municipality") -> pl.DataFrame:
@@ -121,6 +70,8 @@ def _flag_partial(panel: pl.DataFrame) -> pl.DataFrame:
     Otherwise an existing `partial` column is kept; failing that, each store's first and last reporting
     month is partial, except at the edges of the data, where nothing says the store was new or closing.
     """
+    if "partial" in panel.columns and "open_days" in panel.columns:  # the one panel's own rule
+        return panel.with_columns(pl.col("partial").fill_null(False).cast(pl.Boolean))
     if "opened_on" in panel.columns:
         closed = pl.col("closed_on") if "closed_on" in panel.columns else pl.lit(None, pl.Date)
         eom = pl.col("period").dt.month_end()

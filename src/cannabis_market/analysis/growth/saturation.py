@@ -20,8 +20,9 @@ from cannabis_market.analysis.growth._common import (
 )
 from cannabis_market.analysis.growth.cannibalization import _flag_partial, _prepare_panel
 from cannabis_market.analysis.growth.demand import DemandForecast
-from cannabis_market.analysis.panel import fe_ols
+from cannabis_market.analysis.inference import fe_ols
 from cannabis_market.data.disclosure import suppress_cells
+from cannabis_market.data.panels import population_by_year
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_date, fmt_num, fmt_pct
 from cannabis_market.theme import BAND, PALETTE
@@ -404,14 +405,12 @@ def _density(panel, detail, population, as_of, min_cell, dominance, notes):
         return None, None
     pop = _frame(population, "population")
     _need(pop, ["municipality", "year", "population"], "population")
-    yr = as_of.year
-    pop = (
-        pop.with_columns(_d=(pl.col("year") - yr).abs() + (pl.col("year") > yr).cast(pl.Int64) * 0.5)
-        .sort("_d")
-        .group_by("municipality", maintain_order=True)
-        .first()
-        .select("municipality", "population")
+    keys = (
+        pop.select(pl.col("municipality").cast(pl.String))
+        .unique()
+        .with_columns(year=pl.lit(as_of.year, pl.Int64))
     )
+    pop = population_by_year(pop, keys).select("municipality", "population")  # the one population-year rule
     muni = panel.filter(pl.col("period") == as_of).select("store_id", "municipality").unique("store_id")
     d = (
         detail.join(muni, on="store_id", how="left")

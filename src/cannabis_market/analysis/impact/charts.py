@@ -1,16 +1,18 @@
-"""The impact chart (altair): imported only when a chart is drawn, so fitting never pays for altair."""
+"""The impact chart (altair, imported with the package theme when the chart is drawn, so fitting never pays
+for altair)."""
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING
 
-import altair as alt
 import polars as pl
 
-from cannabis_market import theme  # importing the package registers and enables the altair theme
+from cannabis_market import theme
 
 if TYPE_CHECKING:
+    import altair as alt
+
     from cannabis_market.analysis.impact.result import ImpactResult
 
 _MAX_CHART_ROWS = 5000
@@ -21,6 +23,7 @@ def impact_chart(result: ImpactResult) -> alt.VConcatChart:
 
     Bands are the ``1 - alpha`` intervals; the dashed vertical rule marks the post-period start.
     """
+    alt = theme.altair()
     data = result.series.drop("period")
     if data.height > _MAX_CHART_ROWS:
         step = math.ceil(data.height / _MAX_CHART_ROWS)

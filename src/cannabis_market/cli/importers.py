@@ -10,19 +10,37 @@ the source file, column, rule and rows; nothing is written. See docs/real-data.m
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from collections.abc import Callable
+from typing import Any
 
 FMT = argparse.RawDescriptionHelpFormatter
 OUT_HELP = "output dataset folder (created; a previous import of the same kind is replaced, anything else is refused)"
 
 
-def _progress(msg: str) -> None:
+def progress(msg: str) -> None:
+    """Progress lines of a long import or generation go to stderr, so stdout stays the result."""
     print(msg, file=sys.stderr, flush=True)
 
 
-def _warn(lines: list[str]) -> None:
-    for line in lines:
-        print(f"warning: {line}", file=sys.stderr)
+def import_handler(
+    name: str, call: Callable[[Callable[..., Any], argparse.Namespace], tuple[Any, ...]]
+) -> Callable[[argparse.Namespace], int]:
+    """The handler of one import subcommand: import ``cannabis_market.data.<name>`` only when it runs (keeps
+    ``--help`` fast), ``call`` its ``import_*``/``fetch_*`` function with the arguments, report warnings and
+    what was written. ``name`` is ``module:function``."""
+    module, function = name.split(":")
+
+    def handler(args: argparse.Namespace) -> int:
+        fn = getattr(importlib.import_module(f"cannabis_market.data.{module}"), function)
+        out, info, *warnings = call(fn, args)
+        for line in warnings[0] if warnings else []:
+            print(f"warning: {line}", file=sys.stderr)
+        print(f"wrote {out}: {info}")
+        return 0
+
+    return handler
 
 
 def register(dsub: argparse._SubParsersAction) -> None:
@@ -54,7 +72,19 @@ def register(dsub: argparse._SubParsersAction) -> None:
         default=1,
         help="months of silence before a licence counts as closed (default 1)",
     )
-    w.set_defaults(func=_washington)
+    w.set_defaults(
+        func=import_handler(
+            "adapters.washington:import_washington",
+            lambda f, a: f(
+                a.xlsx,
+                a.out,
+                sheet=a.sheet,
+                keep_incomplete=a.keep_incomplete,
+                threshold=a.threshold,
+                grace_months=a.grace_months,
+            ),
+        )
+    )
 
     o = dsub.add_parser(
         "import-oregon",
@@ -70,7 +100,9 @@ def register(dsub: argparse._SubParsersAction) -> None:
     o.add_argument("xlsx", help="the OLCC workbook (.xlsx)")
     o.add_argument("--out", required=True, help=OUT_HELP)
     o.add_argument("--sheet", default=None, help="worksheet name (default 'data')")
-    o.set_defaults(func=_oregon)
+    o.set_defaults(
+        func=import_handler("adapters.oregon:import_oregon", lambda f, a: f(a.xlsx, a.out, sheet=a.sheet))
+    )
 
     c = dsub.add_parser(
         "import-colorado",
@@ -88,7 +120,12 @@ def register(dsub: argparse._SubParsersAction) -> None:
     c.add_argument("--monthly-revenue", metavar="XLSX", default=None, help="CDOR monthly revenue workbook")
     c.add_argument("--stores", metavar="XLSX", default=None, help="MED monthly stores workbook")
     c.add_argument("--county", metavar="CSV", default=None, help="CDOR county monthly sales CSV")
-    c.set_defaults(func=_colorado)
+    c.set_defaults(
+        func=import_handler(
+            "adapters.colorado:import_colorado",
+            lambda f, a: f(a.out, monthly_revenue=a.monthly_revenue, stores=a.stores, county=a.county),
+        )
+    )
 
     a = dsub.add_parser(
         "import-agco",
@@ -118,7 +155,11 @@ def register(dsub: argparse._SubParsersAction) -> None:
         metavar="CSV",
         help="optional CSV with licence, opened_on, closed_on (YYYY-MM-DD) giving real store dates",
     )
-    a.set_defaults(func=_agco)
+    a.set_defaults(
+        func=import_handler(
+            "adapters.agco:import_agco", lambda f, a: f(a.csv, a.out, snapshot=a.snapshot, dates=a.dates)
+        )
+    )
 
     p = dsub.add_parser(
         "import-pos",
@@ -149,7 +190,11 @@ def register(dsub: argparse._SubParsersAction) -> None:
         help="Dask scheduler address (tcp://host:8786): each file is aggregated on a worker, which must see "
         "the same paths; results are combined here",
     )
-    p.set_defaults(func=_pos)
+    p.set_defaults(
+        func=import_handler(
+            "adapters.pos:import_pos", lambda f, a: f(a.csv, a.mapping, a.out, scheduler=a.scheduler)
+        )
+    )
 
     f = dsub.add_parser(
         "fetch-statcan",
@@ -186,69 +231,16 @@ def register(dsub: argparse._SubParsersAction) -> None:
         default="unadjusted",
         help="20-10-0056 rows to keep (default unadjusted)",
     )
-    f.set_defaults(func=_fetch_statcan)
-
-
-def _washington(args: argparse.Namespace) -> int:
-    from cannabis_market.data.adapters.washington import import_washington
-
-    out, info = import_washington(
-        args.xlsx,
-        args.out,
-        sheet=args.sheet,
-        keep_incomplete=args.keep_incomplete,
-        threshold=args.threshold,
-        grace_months=args.grace_months,
+    f.set_defaults(
+        func=import_handler(
+            "adapters.statcan_fetch:fetch_statcan",
+            lambda f, a: f(
+                a.out,
+                table=a.table,
+                timeout=a.timeout,
+                file=a.file,
+                adjustment=a.adjustment,
+                progress=progress,
+            ),
+        )
     )
-    print(f"wrote {out}: {info}")
-    return 0
-
-
-def _oregon(args: argparse.Namespace) -> int:
-    from cannabis_market.data.adapters.oregon import import_oregon
-
-    out, info = import_oregon(args.xlsx, args.out, sheet=args.sheet)
-    print(f"wrote {out}: {info}")
-    return 0
-
-
-def _colorado(args: argparse.Namespace) -> int:
-    from cannabis_market.data.adapters.colorado import import_colorado
-
-    out, info = import_colorado(
-        args.out, monthly_revenue=args.monthly_revenue, stores=args.stores, county=args.county
-    )
-    print(f"wrote {out}: {info}")
-    return 0
-
-
-def _agco(args: argparse.Namespace) -> int:
-    from cannabis_market.data.adapters.agco import import_agco
-
-    out, info, warnings = import_agco(args.csv, args.out, snapshot=args.snapshot, dates=args.dates)
-    _warn(warnings)
-    print(f"wrote {out}: {info}")
-    return 0
-
-
-def _pos(args: argparse.Namespace) -> int:
-    from cannabis_market.data.adapters.pos import import_pos
-
-    out, info = import_pos(args.csv, args.mapping, args.out, scheduler=args.scheduler)
-    print(f"wrote {out}: {info}")
-    return 0
-
-
-def _fetch_statcan(args: argparse.Namespace) -> int:
-    from cannabis_market.data.adapters.statcan_fetch import fetch_statcan
-
-    out, info = fetch_statcan(
-        args.out,
-        table=args.table,
-        timeout=args.timeout,
-        file=args.file,
-        adjustment=args.adjustment,
-        progress=_progress,
-    )
-    print(f"wrote {out}: {info}")
-    return 0

@@ -1,4 +1,8 @@
-"""`cannabis-market` command line: one front door, subcommands per layer.
+"""`cannabis-market` command line: one front door, subcommands per layer (`data`, `impact`, `report`).
+
+Submodules: `data` (generate/validate/import-statcan), `importers` (real-data and POS importers under
+`data`), `impact` (one-series intervention analysis), `report` (notebooks -> offline HTML). Each has
+`register(subparsers)`; `main` here is the one place where an exception becomes an exit status.
 
 Exit status: 0 success, 1 a run failed (e.g. a report notebook raised) or an internal error (a bug: the
 message says so and how to see the traceback), 2 bad input (only ``InputError`` and its subclass
@@ -12,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cannabis_market import __version__
 from cannabis_market.errors import DataValidationError, InputError
@@ -29,7 +33,7 @@ EPILOG = """exit status:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; each subcommand module registers itself."""
-    from cannabis_market import cli_data, cli_impact, cli_report
+    from cannabis_market.cli import data, impact, report
 
     parser = argparse.ArgumentParser(
         prog="cannabis-market",
@@ -40,17 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (cli_data, cli_impact, cli_report):
+    for module in (data, impact, report):
         module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    return run_command(args.func, args)
+
+
+def run_command(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """Run one subcommand and turn its outcome into the exit status: ``InputError`` (and its subclass
+    ``DataValidationError``) -> 2 with the message; anything else unexpected -> 1 "internal error"."""
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except (InputError, DataValidationError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -66,7 +75,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -21,6 +20,7 @@ MAX_CSV_BYTES = 50 << 20
 MAX_ROWS = 100_000
 MAX_CONTROLS = 50
 MAX_INDEX = 10**9
+MODELS = ("auto", "regression", "state_space")
 
 DESCRIPTION = """\
 Estimate the effect of an intervention (an outage, a policy change, a store opening) on one series.
@@ -45,10 +45,13 @@ examples:
 output:
   a table (average and cumulative: actual, prediction, absolute and relative effect, each with an
   interval), the tail-area probability and a plain-language paragraph; with --json one JSON object
-  {"average": {...}, "cumulative": {...}, "p_value": ..., "alpha": ..., "n_sims": ...}.
+  {"average": {...}, "cumulative": {...}, "p_value": ..., "alpha": ..., "n_sims": ..., "model": ...,
+  "model_choice": "why that model", "controls_table": [{"control", "inclusion_prob", "coefficient",
+  "weight"}, ...]}.
 
 exit status:
   0  success
+  1  internal error (a bug; CM_DEBUG=1 shows the traceback)
   2  bad input (unreadable CSV, unknown column, bad window, missing values, ...): message on stderr
 """
 
@@ -96,6 +99,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="auto|none|N",
         help="seasonal period: auto (7 for daily, 12 for monthly, if the pre-period has 2 cycles), none, or "
         "an integer (default auto)",
+    )
+    p.add_argument(
+        "--model",
+        choices=MODELS,
+        default="auto",
+        help="counterfactual model: auto (chosen on a pre-period holdout), regression (spike-and-slab on the "
+        "controls with AR(1)/local-level errors) or state_space (local level + seasonality + controls); "
+        "default auto",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the simulation (default 0)")
     p.add_argument(
@@ -188,41 +199,36 @@ def _jsonable(v: object) -> int | str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the `impact` subcommand; returns the exit status (2 on bad input, message on stderr)."""
-    try:
-        check_numbers(args)
-        season = _seasonality(getattr(args, "seasonality", "auto"))
-        frame = _read_csv(args.csv)
-
-        if frame.height * args.sims > MAX_CELLS:
-            raise InputError(
-                f"--sims {args.sims:,} x {frame.height:,} rows of {args.csv} is more than {MAX_CELLS:,} simulated "
-                f"values; use at most --sims {max(100, MAX_CELLS // frame.height):,}"
-            )
-        controls = [c.strip() for c in (args.controls or "").split(",") if c.strip()]
-        if len(controls) > MAX_CONTROLS:
-            raise InputError(
-                f"--controls: {len(controls)} control series, more than the {MAX_CONTROLS} accepted"
-            )
-        pre = _split_period(args.pre, "--pre")
-        post = _split_period(args.post, "--post")
-        from cannabis_market.analysis.impact import estimate_impact
-
-        result = estimate_impact(
-            frame,
-            y=args.y,
-            pre_period=pre,
-            post_period=post,
-            controls=controls,
-            date_col=args.date_col,
-            alpha=args.alpha,
-            seasonality=season,
-            n_sims=args.sims,
-            seed=args.seed,
+    """Run the `impact` subcommand. Bad input raises ``InputError`` (exit 2 via ``cli.main``); any
+    other exception is a bug and stays one (exit 1, "internal error")."""
+    check_numbers(args)
+    season = _seasonality(getattr(args, "seasonality", "auto"))
+    frame = _read_csv(args.csv)
+    if frame.height * args.sims > MAX_CELLS:
+        raise InputError(
+            f"--sims {args.sims:,} x {frame.height:,} rows of {args.csv} is more than {MAX_CELLS:,} simulated "
+            f"values; use at most --sims {max(100, MAX_CELLS // frame.height):,}"
         )
-    except (ValueError, pl.exceptions.PolarsError, OSError) as e:  # InputError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    controls = [c.strip() for c in (args.controls or "").split(",") if c.strip()]
+    if len(controls) > MAX_CONTROLS:
+        raise InputError(f"--controls: {len(controls)} control series, more than the {MAX_CONTROLS} accepted")
+    pre = _split_period(args.pre, "--pre")
+    post = _split_period(args.post, "--post")
+    from cannabis_market.analysis.impact import estimate_impact
+
+    result = estimate_impact(
+        frame,
+        y=args.y,
+        pre_period=pre,
+        post_period=post,
+        controls=controls,
+        date_col=args.date_col,
+        alpha=args.alpha,
+        seasonality=season,
+        n_sims=args.sims,
+        seed=args.seed,
+        model=getattr(args, "model", "auto"),
+    )
 
     summary = result.summary()
     if args.json:
@@ -242,6 +248,12 @@ def run(args: argparse.Namespace) -> int:
             "n_sims": result.n_sims,
             "seed": result.seed,
             "seasonality": result.seasonality,
+            "model": result.model,
+            "model_choice": result.model_choice,
+            "controls_table": [
+                {k: _clean(v) if isinstance(v, float) else v for k, v in row.items()}
+                for row in result.summary("controls").to_dicts()
+            ],
         }
         print(json.dumps(out))
         return 0

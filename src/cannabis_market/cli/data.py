@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import polars as pl
 
-
-def _progress(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from cannabis_market.cli import importers
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,11 +73,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="unadjusted",
         help="which adjustment rows to keep (default unadjusted)",
     )
-    s.set_defaults(func=_import_statcan)
+    s.set_defaults(
+        func=importers.import_handler(
+            "statcan:import_statcan", lambda f, a: f(a.csv, a.out, adjustment=a.adjustment)
+        )
+    )
 
-    from cannabis_market import cli_adapters  # real-data importers (WA, OR, CO, AGCO, POS, StatCan download)
-
-    cli_adapters.register(dsub)
+    importers.register(dsub)  # real-data importers (WA, OR, CO, AGCO, POS, StatCan download)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -110,15 +109,7 @@ def _generate(args: argparse.Namespace) -> int:
         start=args.start,
         end=args.end,
         frequency=args.frequency,
-        progress=_progress,
+        progress=importers.progress,
     )
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def _import_statcan(args: argparse.Namespace) -> int:
-    from cannabis_market.data.statcan import import_statcan
-
-    out, info = import_statcan(args.csv, args.out, adjustment=args.adjustment)
-    print(f"wrote {out}: {info}")
     return 0

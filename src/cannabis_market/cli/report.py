@@ -1,7 +1,7 @@
 """``cannabis-market report``: build the offline HTML reports listed in reports.yml.
 
 ``register(subparsers)`` adds the sub-command to the main CLI (it sets ``func=run`` on the parser);
-``run(args) -> int`` executes it. ``python -m cannabis_market.cli_report ...`` runs it standalone.
+``run(args) -> int`` executes it; bad input raises ``InputError`` (exit 2 via ``cli.main``).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ exit status:
   3  another `cannabis-market report` is writing to the same output folder (lock not obtained)
 """
 
-EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_BUSY = 0, 1, 2, 3
+EXIT_OK, EXIT_BUSY = 0, 3  # 1 (a run failed) comes from the build summary, 2 from cli.run_command
 
 
 def _positive(text: str) -> float:
@@ -201,9 +201,6 @@ def run(args: argparse.Namespace) -> int:
         for note in planned.notes:
             print(f"note: {note}", file=sys.stderr)
         summary = build.run_reports(planned, out, executor=executor, lock_timeout=args.lock_timeout)
-    except InputError as exc:
-        _error(str(exc))
-        return EXIT_INPUT
     except build.LockBusy as exc:
         _error(str(exc))
         return EXIT_BUSY
@@ -211,20 +208,3 @@ def run(args: argparse.Namespace) -> int:
         _error("interrupted; finished reports are in place, unfinished ones were discarded")
         return 130
     return summary.exit_code
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Standalone entry: ``python -m cannabis_market.cli_report [NAME ...] [options]``."""
-    parser = argparse.ArgumentParser(
-        prog="cannabis-market report",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
