@@ -24,20 +24,12 @@ ALPHA, SEED, HORIZON = 0.1, 5, 6
 TECHNICAL = ("Error", "['", "_lc", "period_effects", "Traceback", "fe_ols", "__", "None")
 
 
-def _load(folder: Path):
-    """Load without the typed cache: module-scoped datasets outlive later loads, and the cache prunes the
-    files a live dataset still scans once three other datasets have been loaded in the process."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CM_TYPED_CACHE", "0")
-        return load_dataset(folder)
-
-
 @pytest.fixture(scope="module")
 def ds(tmp_path_factory):
     folder = generate_dataset(
         tmp_path_factory.mktemp("steps") / "ds", seed=11, stores=40, start="2020-01-01", frequency="monthly"
     )
-    return _load(folder)
+    return load_dataset(folder)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +43,7 @@ def statcan(tmp_path_factory):
     src = real_file("statcan_20100056_cannabis_retailers_monthly_by_province.csv")
     out = tmp_path_factory.mktemp("statcan") / "statcan"
     assert cli_main(["data", "import-statcan", str(src), "--out", str(out)]) == 0
-    return steps.select(_load(out), "Ontario", "2019-01-01", "2024-12-31")
+    return steps.select(load_dataset(out), "Ontario", "2019-01-01", "2024-12-31")
 
 
 def assert_plain(reason: str | None) -> None:
