@@ -65,6 +65,7 @@ __all__ = [
     "set_policy",
     "setup",
     "show",
+    "show_step",
     "suppress",
     "table",
     "text",
@@ -451,3 +452,25 @@ def appendix(title: str, *items: Any, caption: str | None = None) -> None:
         f'<details class="{APPENDIX_CLASS}"><summary>{html.escape(title)}</summary>{"".join(parts)}</details>'
     )
     _display_raw({"text/html": block, "text/plain": f"{title} (appendix)"})
+
+
+def show_step(step: Any, *, who: P.Contributors | None = None) -> None:
+    """Show one report step (`analysis.steps.Step`): record its figures (as ``record_many``, contributors
+    ``who`` or the guarded selection's), then its report text, tables (with captions) and charts in order;
+    a skipped step shows only its one-sentence reason. Protect the step's result first where it needs it
+    (``step.apply(lambda r: publish.protect_saturation(r, ...))``)."""
+    from cannabis_market.analysis.steps.base import Table
+
+    figures = step.figures()
+    if figures:
+        record_many(figures, who=who)
+    message = step.report()
+    if message:
+        text(message)
+    for view in step.shown():
+        if isinstance(view, Table) and view.diagnostic:  # backtests, AIC tables: a collapsed appendix
+            appendix(f"Diagnostics: {view.caption}", view.frame, caption=view.caption)
+        elif isinstance(view, Table):
+            table(view.frame, caption=view.caption)
+        else:
+            chart(view)
