@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import statsmodels.api as sm
 from scipy import sparse, stats
 from scipy.sparse.linalg import lsmr
 
@@ -368,6 +367,8 @@ def hac_ols(y: np.ndarray, X: np.ndarray, maxlags: int, hac: str = "prewhitened"
     70-85% of the time at a nominal 95%, the prewhitened ones about 92-94%.
     """
     n, k = X.shape
+    import statsmodels.api as sm  # ~2 s to import: only HAC fits need it
+
     ols = sm.OLS(y, X)
     if hac == "nw":
         r = ols.fit(cov_type="HAC", cov_kwds={"maxlags": maxlags, "use_correction": True}, use_t=True)
