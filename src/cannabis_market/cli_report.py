@@ -113,6 +113,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: reports/ next to reports.yml)")
     p.add_argument("--force", action="store_true", help="re-run even when nothing changed")
     p.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="start every notebook in a cold kernel (default: kernels are started ahead with the imports "
+        "done; also CM_REPORT_WARM=0)",
+    )
+    p.add_argument(
         "--show-code", action="store_true", help="include code cells, prompts and warnings in the HTML"
     )
     p.add_argument(
@@ -200,7 +206,13 @@ def run(args: argparse.Namespace) -> int:
         executor = executors.make_executor(args.executor, jobs=args.jobs, scheduler=args.scheduler)
         for note in planned.notes:
             print(f"note: {note}", file=sys.stderr)
-        summary = build.run_reports(planned, out, executor=executor, lock_timeout=args.lock_timeout)
+        summary = build.run_reports(
+            planned,
+            out,
+            executor=executor,
+            lock_timeout=args.lock_timeout,
+            warm=False if args.no_warm else None,
+        )
     except InputError as exc:
         _error(str(exc))
         return EXIT_INPUT
