@@ -37,8 +37,17 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ["01_market_overview", "02_store_growth_vs_demand", "03_price_compression", "04_outage_impact"]
 BIN = Path(sys.executable).parent
 GRID_NOTEBOOK = "01_market_overview"
-GRID_REGIONS = ["Toronto", "GTA", "Central", "East", "West"]
 GRID_STARTS = ["2019-04-01", "2020-01-01", "2021-01-01", "2022-01-01"]
+
+
+def _grid_axes(dataset: Path, n: int) -> list[str]:
+    """``n`` regions of the dataset for the grid ("all" first, then the regions with most stores)."""
+    from cannabis_market.data.loader import load_dataset
+
+    stores = load_dataset(dataset).stores
+    counts = stores.lazy().group_by("region").len().collect()
+    top = counts.sort(["len", "region"], descending=[True, False])["region"]
+    return ["all", *top.to_list()][:n]
 
 
 def _tree_rss_mb(root: int) -> float:
@@ -195,7 +204,7 @@ def run(quick: bool = False) -> dict:
         plain_dir.mkdir()
         plain = _plain(dataset, plain_dir)
 
-        regions, starts = (GRID_REGIONS[:2], GRID_STARTS[:2]) if quick else (GRID_REGIONS, GRID_STARTS)
+        regions, starts = _grid_axes(dataset, 2 if quick else 5), GRID_STARTS[:2] if quick else GRID_STARTS
         cells = [{"region": r, "start": s} for r in regions for s in starts]
         cfg = tmp / "grid.yml"
         job = {
