@@ -128,6 +128,13 @@ def _plain_grid(dataset: Path, cells: list[dict[str, str]], out: Path) -> float:
     return time.perf_counter() - t
 
 
+def _run_folder(out: Path, report: str) -> Path:
+    """The run folder of ``report`` with the default seed (the slug names the dataset path)."""
+    return next(
+        d for d in sorted((out / report).iterdir()) if (d / "results.json").is_file() and "seed" not in d.name
+    )
+
+
 def _cell_seconds(executed: Path) -> tuple[float, float]:
     """(first analysis cell, all cells) seconds, from papermill's per-cell metadata."""
     nb = json.loads(executed.read_text())
@@ -224,12 +231,12 @@ def run(quick: bool = False) -> dict:
 
         sizes = {p.parent.parent.name: p.stat().st_size for p in out.glob("*/*/report.html")}
         plain_sizes = {p.stem: p.stat().st_size for p in plain_dir.glob("*.html")}
+        first_run = {n: _run_folder(out, n) for n in NOTEBOOKS}  # the cold build's run of each report
         durations = {
-            p.parent.parent.name: json.loads(p.read_text())["duration_s"]
-            for p in (out / n / "default" / "results.json" for n in NOTEBOOKS)
+            n: json.loads((d / "results.json").read_text())["duration_s"] for n, d in first_run.items()
         }
-        cells_warm = {n: _cell_seconds(out / n / "default" / "executed.ipynb") for n in NOTEBOOKS}
-        cells_cold = {n: _cell_seconds(tmp / "nowarm" / n / "default" / "executed.ipynb") for n in NOTEBOOKS}
+        cells_warm = {n: _cell_seconds(d / "executed.ipynb") for n, d in first_run.items()}
+        cells_cold = {n: _cell_seconds(_run_folder(tmp / "nowarm", n) / "executed.ipynb") for n in NOTEBOOKS}
         split = {n: _breakdown(n, dataset) for n in NOTEBOOKS}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
