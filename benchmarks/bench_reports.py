@@ -378,7 +378,8 @@ def run(quick: bool = False) -> dict:
             "them one after another, as a scheduled papermill script would.",
             "Warm kernels: the next run's papermill process and kernel are started, and polars, statsmodels, "
             "altair, scipy and the analysis modules imported, while the current run executes "
-            "(src/cannabis_market/reports/kernels.py); --no-warm is the previous, cold path.",
+            "(src/cannabis_market/reports/kernels.py); --no-warm is the previous, cold path. One idle warm "
+            "kernel is kept ahead (CM_REPORT_WARM_SPARES); it costs ~0.4-0.8 GB in the memory figure.",
             "The first-cell split is measured in a fresh process per report (imports, load_dataset, the "
             "analysis call), so it includes no kernel overhead; the warm first cell is load + analysis.",
             "Peak memory is sampled every 0.2 s over the command and all its processes (supervisor, "

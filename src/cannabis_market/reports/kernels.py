@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 WARM_ENV = "CM_REPORT_WARM"  # "0"/"false"/"no"/"off": run every notebook in a cold kernel
+SPARES_ENV = "CM_REPORT_WARM_SPARES"  # idle warm kernels kept ahead (default 1; each holds ~400 MB)
 READY_TIMEOUT = 120.0  # seconds a run waits for its warm worker before starting cold
 WARM_MODULES = (
     "numpy",
@@ -183,9 +184,10 @@ class Warm:
 class WarmPool:
     """Warm workers for the runs of one build, started ``size`` ahead in the order the runs will start.
 
-    ``upcoming`` lists the kernel name (and working folder) of every run in plan order; each ``take``
-    starts the worker for the run ``size`` places further on, so at most ``size`` idle kernels exist and
-    none is started for a run that will never come.
+    ``upcoming`` lists the kernel name (and working folder) of every run in plan order; ``size`` (the
+    build's ``--jobs``) workers are started at once, then each ``take`` starts the next run's worker when
+    fewer than ``spares`` (``CM_REPORT_WARM_SPARES``, default 1) are idle, so at most ``jobs`` running
+    + ``spares`` idle kernels exist and none is started for a run that will never come.
     """
 
     def __init__(
@@ -197,6 +199,10 @@ class WarmPool:
         ready_timeout: float = READY_TIMEOUT,
     ) -> None:
         self.size = max(1, int(size))
+        try:
+            self.spares = max(0, int(os.environ.get(SPARES_ENV, "1")))
+        except ValueError:
+            self.spares = 1
         self.ready_timeout = ready_timeout
         self.dir = Path(tempfile.mkdtemp(prefix="cm-warm-"))
         self.code_path = self.dir / "warm.py"
@@ -253,7 +259,8 @@ class WarmPool:
                 self._idle.remove(warm)
             else:
                 warm = self._spawn(kernel_name, cwd)
-            self._spawn_next()
+            if len(self._idle) < self.spares:
+                self._spawn_next()
         if warm.wait_ready(self.ready_timeout, cancel):
             return warm
         warm.kill()
