@@ -114,6 +114,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: reports/ next to reports.yml)")
     p.add_argument("--force", action="store_true", help="re-run even when nothing changed")
     p.add_argument(
+        "--no-warm",
+        action="store_true",
+        help="start every notebook in a cold kernel (default: kernels are started ahead with the imports "
+        "done; also CM_REPORT_WARM=0)",
+    )
+    p.add_argument(
         "--show-code", action="store_true", help="include code cells, prompts and warnings in the HTML"
     )
     p.add_argument(
@@ -240,7 +246,12 @@ def run(args: argparse.Namespace) -> int:
             _check_pdf()
         descriptions = {j.name: j.description for j in cfg.jobs if j.description}
         summary = build.run_reports(
-            planned, out, executor=executor, lock_timeout=args.lock_timeout, descriptions=descriptions
+            planned,
+            out,
+            executor=executor,
+            lock_timeout=args.lock_timeout,
+            descriptions=descriptions,
+            warm=False if args.no_warm else None,
         )
         if args.pdf:
             _print_pdfs(summary)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cannabis_market.errors import InputError
-from cannabis_market.reports import layout
+from cannabis_market.reports import kernels, layout
 from cannabis_market.reports.config import Config
 from cannabis_market.reports.executors import Executor, LocalExecutor
 from cannabis_market.reports.index import write_index
@@ -96,9 +96,11 @@ def run_reports(
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     echo: Callable[[str], None] = print,
     descriptions: dict[str, str] | None = None,
+    warm: bool | None = None,
 ) -> Summary:
     """Execute a plan under the output folder's lock, print progress, write the index (with the jobs'
-    ``descriptions`` and the jobs skipped for missing data, with their reason)."""
+    ``descriptions`` and the jobs skipped for missing data, with their reason). ``warm``: start kernels
+    ahead with the imports done (``kernels``; None: ``CM_REPORT_WARM``, default on)."""
     with locked_out(out, lock_timeout) as out_root:
         t0 = time.monotonic()
         total = len(plan_.runs) + len(plan_.skipped)
@@ -133,7 +135,9 @@ def run_reports(
                 )
                 say(f"[{n}/{total}] FAILED  {spec.label} ({_fmt_s(res.duration_s)}): {first}{kept}")
 
-        results += (executor or LocalExecutor(1)).run(plan_.runs, on_event)
+        executor = executor or LocalExecutor(1)
+        with kernels.warm_pool(plan_.runs, kernels.pool_jobs(executor), warm=warm):
+            results += executor.run(plan_.runs, on_event)
         missing = [{"report": r.report, "reason": r.message} for r in plan_.skipped if not r.html]
         index = write_index(out_root, descriptions, missing)
         summary = Summary(results, time.monotonic() - t0, index)

@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from cannabis_market.reports import layout
+from cannabis_market.reports import kernels, layout
 from cannabis_market.reports import publish as publish_boundary
 from cannabis_market.reports.page import add_furniture
 from cannabis_market.reports.plan import RunResult, RunSpec
@@ -38,17 +38,28 @@ CANCEL = threading.Event()  # set on Ctrl-C: supervisors stop their runs instead
 def _worker_main() -> None:
     """Entry point of the per-run subprocess: run papermill, write status.json. Not a public API."""
     job = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
-    status_path = Path(job["status_path"])
+    _prepare_worker()
+    run_job(job)
+
+
+def _prepare_worker() -> None:
+    """Per-run subprocess set-up (also for warm workers, ``kernels``): SIGTERM interrupts, parent watch."""
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
     _watch_parent(os.getppid())
-    status: dict[str, Any] = {"status": "ok", "error": None}
     # jsonschema (via nbformat) optionally imports rfc3987_syntax, which builds a parser at import and
     # costs ~2 s per process; this process never validates URI formats, so skip it (ImportError is handled).
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+def run_job(job: dict[str, Any], **engine: Any) -> None:
+    """Run papermill for one job, write its status.json and exit; ``engine`` goes to nbclient (``km=``: a
+    started, warmed kernel from ``kernels``)."""
+    status_path = Path(job["status_path"])
+    status: dict[str, Any] = {"status": "ok", "error": None}
     try:
         import papermill as pm
 
@@ -63,6 +74,7 @@ def _worker_main() -> None:
             cwd=job["cwd"],
             execution_timeout=job["cell_timeout"],
             start_timeout=120,
+            **engine,
         )
     except BaseException as exc:  # noqa: BLE001 - everything must end up in status.json
         if isinstance(exc, TimeoutError) or type(exc).__name__ == "CellTimeoutError":
@@ -120,6 +132,12 @@ def _now() -> str:
 def _supervise(spec: RunSpec, tmp: Path) -> tuple[str | None, bool]:
     """Run papermill for ``spec`` in a subprocess writing into ``tmp``; (error or None, timed out)."""
     job_file, status_path, log_path = tmp / ".job.json", tmp / ".status.json", tmp / "run.log"
+    run_env = {
+        RESULTS_ENV: str(tmp),
+        "CM_REPORT": "1",
+        "CM_REPORT_NAME": spec.report,
+        "CM_REPORT_SLUG": spec.slug,
+    }
     job_file.write_text(
         json.dumps(
             {
@@ -130,18 +148,20 @@ def _supervise(spec: RunSpec, tmp: Path) -> tuple[str | None, bool]:
                 "cwd": spec.cwd,
                 "cell_timeout": max(1, int(round(spec.timeout))),
                 "status_path": str(status_path),
+                "log_path": str(log_path),
+                "env": run_env,
             }
         ),
         encoding="utf-8",
     )
-    env = dict(os.environ)
-    env.update(
-        {RESULTS_ENV: str(tmp), "CM_REPORT": "1", "CM_REPORT_NAME": spec.report, "CM_REPORT_SLUG": spec.slug}
-    )
+    env = {**os.environ, **run_env}
     code = "from cannabis_market.reports.execute import _worker_main; _worker_main()"
     timed_out = False
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
+    warm = kernels.take(spec)  # a pre-started worker with a warmed kernel, or None: start cold
+    with open(log_path, "wb") as log, contextlib.ExitStack() as after:
+        if warm is not None:
+            after.callback(warm.reap)
+        proc = (warm.hand_over(job_file) if warm is not None else None) or subprocess.Popen(
             [sys.executable, "-c", code, str(job_file)],
             cwd=spec.cwd,
             env=env,
