@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cannabis_market.errors import InputError
 from cannabis_market.reports import kernels, layout
 from cannabis_market.reports.config import Config
+from cannabis_market.reports.execute import execute_run
 from cannabis_market.reports.executors import Executor, LocalExecutor
 from cannabis_market.reports.index import write_index
 from cannabis_market.reports.plan import KERNEL_NAME, Plan, RunResult, RunSpec, plan
@@ -136,7 +138,7 @@ def run_reports(
                 say(f"[{n}/{total}] FAILED  {spec.label} ({_fmt_s(res.duration_s)}): {first}{kept}")
 
         executor = executor or LocalExecutor(1)
-        with kernels.warm_pool(plan_.runs, kernels.pool_jobs(executor), warm=warm):
+        with kernels.warm_pool(plan_.runs, pool_jobs(executor), warm=warm):
             results += executor.run(plan_.runs, on_event)
         missing = [{"report": r.report, "reason": r.message} for r in plan_.skipped if not r.html]
         index = write_index(out_root, descriptions, missing)
@@ -177,3 +179,10 @@ def prune_reports(
         index = write_index(out_root, {j.name: j.description for j in config.jobs if j.description})
         echo(f"pruned {len(removed)} run(s) -> {index}")
         return removed
+
+
+def pool_jobs(executor: Any) -> int:
+    """How many runs ``executor`` runs at once here with the standard ``execute_run`` (0: not local)."""
+    if isinstance(executor, LocalExecutor) and executor.run_one is execute_run:
+        return executor.jobs
+    return 0

@@ -168,7 +168,7 @@ class Warm:
 
     def kill(self) -> None:
         """Kill the worker's process group and its kernel."""
-        from cannabis_market.reports.execute import _kill_group
+        from cannabis_market.reports.worker import _kill_group
 
         if self.proc.poll() is None:
             _kill_group(self.proc)
@@ -295,7 +295,7 @@ def take(spec: Any) -> Warm | None:
     pool = _ACTIVE.get(_key(spec))
     if pool is None:
         return None
-    from cannabis_market.reports.execute import CANCEL
+    from cannabis_market.reports.worker import CANCEL
 
     return pool.take(spec.kernel_name, spec.cwd, CANCEL)
 
@@ -318,16 +318,6 @@ def warm_pool(
         for k in keys:
             _ACTIVE.pop(k, None)
         pool.close()
-
-
-def pool_jobs(executor: Any) -> int:
-    """How many runs ``executor`` runs at once here with the standard ``execute_run`` (0: not local)."""
-    from cannabis_market.reports.execute import execute_run
-    from cannabis_market.reports.executors import LocalExecutor
-
-    if isinstance(executor, LocalExecutor) and executor.run_one is execute_run:
-        return executor.jobs
-    return 0
 
 
 # ---------------------------------------------------------------------------------------- worker side
@@ -378,12 +368,12 @@ def _warm_main() -> None:
     """Entry point of a warm worker (see the module docstring). Not a public API."""
     from jupyter_core.utils import run_sync
 
-    from cannabis_market.reports import execute
+    from cannabis_market.reports import worker
     from cannabis_market.reports.results import write_json_atomic
 
     ready_arg, kernel_name, cwd, code_arg = sys.argv[1:5]
     ready_path, code_path = Path(ready_arg), Path(code_arg)
-    execute._prepare_worker()
+    worker._prepare_worker()
     km = None
     try:  # whatever happens (SIGTERM from the pool included), the kernel is stopped on the way out
         ready: dict[str, Any] = {"ok": True}
@@ -422,6 +412,6 @@ def _warm_main() -> None:
                 print(f"warm kernel unusable ({type(exc).__name__}: {exc}); starting a cold one", flush=True)
                 _stop_kernel(km)
                 km = None
-        execute.run_job(job, km=km)
+        worker.run_job(job, km=km)
     finally:
         _stop_kernel(km)
