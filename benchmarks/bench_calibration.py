@@ -11,7 +11,7 @@ over >= 100 draws at nominal 95% (two binomial standard errors at 100 draws are 
 - cannibalization: `cannibalization` on a store-month panel with staggered openings, store and month
   effects and store-level AR(1) noise; truth = the elasticity b.
 
-`tests/test_calibration.py` runs the same simulations with few draws and wide bands.
+`tests/analysis/test_calibration.py` runs the same simulations with few draws and wide bands.
 """
 
 from __future__ import annotations

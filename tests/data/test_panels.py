@@ -9,11 +9,11 @@ import math
 import polars as pl
 import pytest
 from hypothesis import given, settings
+from test_aggregate import D0, _brute_open, store_tables
 
 from cannabis_market.data.loader import load_dataset
 from cannabis_market.data.panels import population_by_year, store_density, store_period_panel, with_density
 from cannabis_market.errors import InputError
-from test_aggregate import D0, _brute_open, store_tables
 
 D = dt.date
 

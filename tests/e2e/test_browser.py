@@ -19,7 +19,7 @@ from cannabis_market.cli import main as cli_main
 
 pytestmark = pytest.mark.browser
 
-FIX = Path(__file__).parent / "fixtures" / "notebooks"
+FIX = Path(__file__).parents[1] / "fixtures" / "notebooks"
 CHROMIUM = shutil.which("chromium")
 ERROR_TEXTS = ("Javascript Error", "Chart could not be drawn", "Chart not drawn", "Chart withheld", "Error:")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_impact import daily_frame, vignette_data
 
 from cannabis_market import cli
-from test_impact import daily_frame, vignette_data
 
 
 def _run(argv: list[str]) -> int:

@@ -25,7 +25,7 @@ from cannabis_market.cli import main
 
 from conftest import MANIFEST, TABLES, write_dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from bench_validate import write_big_dataset  # noqa: E402  (one generator for the test and the benchmark)
 
 SECRET = "TOP-SECRET-OUTSIDE-CELL"

@@ -17,8 +17,8 @@ from cannabis_market.reports import build, config, kernels, plan
 from cannabis_market.reports.execute import execute_run
 from cannabis_market.reports.executors import LocalExecutor
 
-FIX = Path(__file__).parent / "fixtures" / "notebooks"
-REPO = Path(__file__).resolve().parents[1]
+FIX = Path(__file__).parents[1] / "fixtures" / "notebooks"
+REPO = Path(__file__).resolve().parents[2]
 WARM_CODE = kernels.warm_code
 
 PROBE = """\

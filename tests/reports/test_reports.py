@@ -34,7 +34,7 @@ from cannabis_market.reports import results as R
 from cannabis_market.reports import runner
 from cannabis_market.reports import safe as S
 
-FIX = Path(__file__).parent / "fixtures" / "notebooks"
+FIX = Path(__file__).parents[1] / "fixtures" / "notebooks"
 MAX_BYTES = 1_500_000
 REMOTE_REF = re.compile(
     r"""(?:\b(?:src|href|srcset|poster)\s*=\s*["']?\s*(?:https?:)?//"""

@@ -46,7 +46,7 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NB = REPO / "notebooks"
 START, END = "2021-01-01", "2022-12-31"
 TOL = 0.0005  # 0.05%

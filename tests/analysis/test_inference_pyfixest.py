@@ -9,9 +9,9 @@ import warnings
 import polars as pl
 import pyfixest as pf
 import pytest
+from test_inference import _clustered, _panel, chain_panel
 
 from cannabis_market.analysis.inference import fe_ols
-from test_inference import _clustered, _panel, chain_panel
 
 # fixest's small-sample factors as documented in analysis/inference.py
 SSC = pf.ssc(k_adj=True, k_fixef="none", G_adj=True, G_df="min")

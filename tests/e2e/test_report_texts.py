@@ -340,7 +340,7 @@ def test_pdf_without_chromium_stops_before_anything_runs(monkeypatch, tmp_path):
 
     monkeypatch.setattr(page, "chromium", lambda: None)
     config = tmp_path / "reports.yml"
-    nb_path = Path(__file__).parent / "fixtures" / "notebooks" / "trivial.ipynb"
+    nb_path = Path(__file__).parents[1] / "fixtures" / "notebooks" / "trivial.ipynb"
     config.write_text(yaml.safe_dump({"jobs": [{"name": "t", "notebook": str(nb_path)}]}), encoding="utf-8")
     code, out = _quiet(["report", "--config", str(config), "--out", str(tmp_path / "out"), "--pdf"])
     assert code == 2 and "--pdf: no Chromium found" in out

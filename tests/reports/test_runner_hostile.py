@@ -26,7 +26,7 @@ from cannabis_market.reports import config as C
 from cannabis_market.reports import layout
 from cannabis_market.reports import plan as PL
 
-FIX = Path(__file__).parent / "fixtures" / "notebooks"
+FIX = Path(__file__).parents[1] / "fixtures" / "notebooks"
 PARAMS_CELL = """dataset = "data"  # path: folder with sales.csv
 n = 1
 controls = ["control_group"]  # list[str]: control series

@@ -193,7 +193,9 @@ def test_washington_real_file(tmp_path):
     assert n["incomplete_months_trimmed"] == ["2021-10-01"]
     per_month = ds.sales.group_by("date").agg(pl.len()).collect()["len"]
     assert per_month.min() >= 390 and per_month.max() <= 455
-    assert ds.sales.select(pl.len()).collect().item() == 20_335  # 12 supplementary reports summed into their base
+    assert (
+        ds.sales.select(pl.len()).collect().item() == 20_335
+    )  # 12 supplementary reports summed into their base
 
 
 # ================================================================================ Oregon

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 
 
@@ -36,11 +36,15 @@ def quick_results(tmp_path_factory) -> tuple[str, str]:
 def test_quick_run_writes_results(quick_results):
     text, stdout = quick_results
     # one progress line per benchmark, every bench_*.py picked up
-    names = sorted(p.stem.removeprefix("bench_") for p in BENCH.glob("bench_*.py") if p.stem != "bench_reports")
+    names = sorted(
+        p.stem.removeprefix("bench_") for p in BENCH.glob("bench_*.py") if p.stem != "bench_reports"
+    )
     for name in names:
         assert re.search(rf"^\[\d+/{len(names)}\] {name}\b", stdout, re.M), stdout
     assert "| Benchmark | Comparison | Ours | Baseline | Ratio | Target | Result |" in text
-    assert re.search(r"^- Command: `.*benchmarks/run\.py --quick --out .*RESULTS\.md --skip reports`", text, re.M)
+    assert re.search(
+        r"^- Command: `.*benchmarks/run\.py --quick --out .*RESULTS\.md --skip reports`", text, re.M
+    )
     machine = re.search(r"^- Machine: (.*)$", text, re.M)
     assert machine and "cores" in machine.group(1) and "RAM" in machine.group(1)
     assert "Python 3." in machine.group(1) and "polars " in machine.group(1) and "pandas " in machine.group(1)

@@ -66,12 +66,23 @@ def _series_dataset(tmp_path, effect: float, seed: int = 0):
     y[hit] += truth
     rows = []
     for geo, v in (("Ontario", y), ("Quebec", a), ("Alberta", b)):
-        rows += [{"date": d, "geo": geo, "metric": "sales", "value": float(x) * 1e6} for d, x in zip(months, v, strict=True)]
+        rows += [
+            {"date": d, "geo": geo, "metric": "sales", "value": float(x) * 1e6}
+            for d, x in zip(months, v, strict=True)
+        ]
     folder = tmp_path / "series"
     folder.mkdir()
     (folder / "manifest.yml").write_text(
-        yaml.safe_dump({"name": "s", "description": "test", "source": "other", "frequency": "monthly",
-                        "currency": "CAD", "region": "Ontario"})
+        yaml.safe_dump(
+            {
+                "name": "s",
+                "description": "test",
+                "source": "other",
+                "frequency": "monthly",
+                "currency": "CAD",
+                "region": "Ontario",
+            }
+        )
     )
     pl.DataFrame(rows).write_csv(folder / "series.csv")
     return folder, truth * 1e6

@@ -19,7 +19,7 @@ from cannabis_market.data.adapters.pos import import_pos, read_pos
 from cannabis_market.data.loader import load_dataset
 from cannabis_market.errors import InputError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MAPPING = REPO / "data" / "examples" / "pos_mapping.example.yml"
 _spec = importlib.util.spec_from_file_location("pos_synth", REPO / "benchmarks" / "pos_synth.py")
 pos_synth = importlib.util.module_from_spec(_spec)
