@@ -135,6 +135,13 @@ def _run_folder(out: Path, report: str) -> Path:
     )
 
 
+def _executed(run: Path, out: Path) -> Path:
+    """The run's executed notebook: kept in the runner's private folder, never in the shared run folder."""
+    from cannabis_market.reports.layout import private_for
+
+    return private_for(run, out) / "executed.ipynb"
+
+
 def _cell_seconds(executed: Path) -> tuple[float, float]:
     """(first analysis cell, all cells) seconds, from papermill's per-cell metadata."""
     nb = json.loads(executed.read_text())
@@ -235,8 +242,9 @@ def run(quick: bool = False) -> dict:
         durations = {
             n: json.loads((d / "results.json").read_text())["duration_s"] for n, d in first_run.items()
         }
-        cells_warm = {n: _cell_seconds(d / "executed.ipynb") for n, d in first_run.items()}
-        cells_cold = {n: _cell_seconds(_run_folder(tmp / "nowarm", n) / "executed.ipynb") for n in NOTEBOOKS}
+        cells_warm = {n: _cell_seconds(_executed(d, out)) for n, d in first_run.items()}
+        cold_out = tmp / "nowarm"
+        cells_cold = {n: _cell_seconds(_executed(_run_folder(cold_out, n), cold_out)) for n in NOTEBOOKS}
         split = {n: _breakdown(n, dataset) for n in NOTEBOOKS}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
