@@ -62,10 +62,11 @@ def use_currency(source: str | Mapping[str, Any] | None) -> Iterator[str]:
 
 
 def round_sig(x: float, sig: int = 3) -> float:
-    """Round to `sig` significant digits (published money figures are rounded, see the disclosure rules)."""
+    """Round to `sig` significant digits: the one rounding rule for published figures (the publish step
+    and the money formatter both use it)."""
     if _missing(x) or x == 0 or math.isinf(x):
         return x
-    return round(float(x), sig - 1 - int(math.floor(math.log10(abs(float(x))))))
+    return float(f"{float(x):.{sig}g}")
 
 
 def fmt_money(

@@ -375,9 +375,9 @@ def _span(ds: Any, start: Any = None, end: Any = None) -> tuple[Any, Any]:
     """First and last date of the dataset's dated table inside [start, end] (None when unknown)."""
     import polars as pl
 
-    from cannabis_market.data.loader import _as_date
+    from cannabis_market.dates import to_date
 
-    lo, hi = _as_date(start), _as_date(end)
+    lo, hi = to_date(start, "start"), to_date(end, "end")
     for name in ("sales", "series"):
         lf = getattr(ds, name, None)
         if lf is None:

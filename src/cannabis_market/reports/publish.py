@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from cannabis_market import format as F
 from cannabis_market.data.disclosure import FLAG_COLUMN as FLAG
 from cannabis_market.data.disclosure import MAX_SHARE_COLUMN as MAX_SHARE
 from cannabis_market.data.disclosure import N_STORES_COLUMN as N_STORES
@@ -165,11 +166,9 @@ def round_sig(value: Any, digits: int = SIG_DIGITS) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, float):
-        if not math.isfinite(value) or value == 0:
-            return value
-        return float(f"{value:.{digits}g}")
+        return value if math.isnan(value) else F.round_sig(value, digits)
     if isinstance(value, int):
-        return value if abs(value) < 10**digits else int(float(f"{value:.{digits}g}"))
+        return value if abs(value) < 10**digits else int(F.round_sig(value, digits))
     if isinstance(value, Mapping):
         return {k: round_sig(v, digits) for k, v in value.items()}
     if isinstance(value, list | tuple):
