@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -31,6 +32,7 @@ LEAKED = polars._cm_leak = n
 nb.record_many({
     "seen": seen,
     "pid": "".join(chr(97 + int(d)) for d in str(os.getpid())),  # as letters: published numbers are rounded
+    "ppid": "".join(chr(97 + int(d)) for d in str(os.getppid())),
     "cwd": os.getcwd(),
     "slug_env": os.environ.get("CM_REPORT_SLUG"),
     "preloaded": "statsmodels.api" in sys.modules,
@@ -84,9 +86,11 @@ def pools(monkeypatch):
 
     def close(self):
         original(self)
+        server = self.server.proc.pid if self.server is not None else None
         closed.append(
-            {"kernels": self.kernel_pids, "workers": [w.proc.pid for w in self._all], "dir": self.dir}
-        )
+            {"kernels": self.kernel_pids, "workers": [w.proc.pid for w in self._all], "dir": self.dir,
+             "server": server}
+        )  # fmt: skip
 
     monkeypatch.setattr(kernels.WarmPool, "close", close)
     return closed
@@ -97,7 +101,7 @@ def assert_nothing_left(closed: list[dict]) -> None:
     time.sleep(0.2)
     for pool in closed:
         assert pool["kernels"], "the pool started no kernel"
-        alive = [p for p in pool["kernels"] + pool["workers"] if kernels.pid_alive(p)]
+        alive = [p for p in pool["kernels"] + pool["workers"] + [pool["server"]] if kernels.pid_alive(p)]
         assert alive == [], f"left running: {alive}"
         assert not pool["dir"].exists()
 
@@ -128,6 +132,33 @@ def test_warm_runs_are_isolated_warm_and_leave_nothing(tmp_path, pools, light):
         cells = [c for c in nbformat.read(run, as_version=4).cells if c.cell_type == "code"]
         assert [c.execution_count for c in cells][:2] == [1, 2]  # the warm-up left no trace in the counts
     assert_nothing_left(pools)
+
+
+def letters(pid: int) -> str:
+    return "".join(chr(97 + int(d)) for d in str(pid))
+
+
+def test_warm_kernels_are_forks_of_one_server(tmp_path, pools, light, monkeypatch):
+    """The default on Linux: every run's kernel is forked from the build's one fork server (its imports
+    done once), not started as a new interpreter; with CM_REPORT_FORK=0 kernels are children of their
+    workers again, still warm."""
+    nb_path = probe_notebook(tmp_path)
+    job = [{"name": "probe", "notebook": str(nb_path), "grid": {"n": [1, 2]}}]
+    forked = all_results(build_jobs(tmp_path / "fork", job, n_jobs=2))
+    (pool,) = pools
+    assert pool["server"] is not None
+    figs = [r["figures"] for r in forked.values()]
+    assert [f["ppid"] for f in figs] == [letters(pool["server"])] * 2
+    assert all(f["preloaded"] for f in figs) and [f["seen"] for f in figs] == [0, 0]
+    assert_nothing_left(pools)
+
+    monkeypatch.setenv("CM_REPORT_FORK", "0")
+    plain = all_results(build_jobs(tmp_path / "plain", job, n_jobs=2))
+    assert pools[1]["server"] is None
+    figs = [r["figures"] for r in plain.values()]
+    assert all(f["preloaded"] for f in figs) and [f["seen"] for f in figs] == [0, 0]
+    assert {f["ppid"] for f in figs} <= {letters(p) for p in pools[1]["workers"]}  # each its worker's child
+    assert_nothing_left(pools[1:])
 
 
 def test_no_warm_flag_and_env_run_cold(tmp_path, pools, monkeypatch):
@@ -235,3 +266,32 @@ def test_closing_the_pool_stops_a_kernel_still_warming(tmp_path):
     time.sleep(0.2)
     assert not kernels.pid_alive(kernel_pid) and not kernels.pid_alive(warm.proc.pid)
     assert not pool.dir.exists()
+
+
+def test_forked_workers_render_their_own_page(tmp_path, pools, light, monkeypatch):
+    """A forked worker has the exporter loaded, so it renders its run's page itself (the supervisor then
+    renders nothing); the page is the one the supervisor would have made."""
+    from cannabis_market.reports import execute
+
+    calls: list[str] = []
+    original = execute.render_page
+
+    def counting(spec, *args, **kwargs):
+        calls.append(spec.label)
+        return original(spec, *args, **kwargs)
+
+    monkeypatch.setattr(execute, "render_page", counting)
+    nb_path = probe_notebook(tmp_path)
+    job = [{"name": "probe", "notebook": str(nb_path)}]
+    forked = build_jobs(tmp_path / "fork", job)
+    assert calls == []
+    monkeypatch.setenv("CM_REPORT_FORK", "0")
+    plain = build_jobs(tmp_path / "plain", job)
+    assert calls == ["probe/default"]
+
+    def page(out: Path) -> str:
+        text = (out / "probe" / "default" / "report.html").read_text(encoding="utf-8")
+        return re.sub(r"\d{4}-\d\d-\d\dT[\d:]+[+-]\d\d:\d\d|\b[a-j]{2,8}\b", "X", text)  # times, pids
+
+    assert page(forked) == page(plain)
+    assert_nothing_left(pools)

@@ -11,6 +11,7 @@ names; altair and vl-convert are imported only when a chart is drawn or a bundle
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
 import json
@@ -19,6 +20,7 @@ import re
 import threading
 import uuid
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from cannabis_market.reports.publish import round_spec
@@ -40,6 +42,7 @@ BUNDLE_ATTR = "data-cm-vega-bundle"
 # ------------------------------------------------------------------------------------------ vega bundle
 
 
+@functools.lru_cache(maxsize=1)
 def _vl_version() -> str | None:
     """Vega-Lite major.minor matching the installed altair, if vl-convert ships it (else its latest)."""
     import altair as alt
@@ -55,13 +58,64 @@ def _vl_version() -> str | None:
 _BUNDLE_LOCK = threading.Lock()
 
 
-def vega_bundle() -> str:
-    """The Vega + Vega-Lite + Vega-Embed JavaScript from vl-convert-python (built once per process, ~1.6 s)."""
+def _bundle_cache() -> Path:
+    """Where the built bundle and its label are kept, keyed by the vl-convert and altair versions."""
+    from importlib.metadata import version
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    key = f"vl-convert-{version('vl-convert-python')}-altair-{version('altair')}"
+    return Path(base) / "cannabis_market" / "vega" / key
+
+
+_BUNDLE: tuple[str, str] | None = None  # (bundle JavaScript, label), once per process
+
+
+def _read_cached() -> tuple[str, str] | None:
+    folder = _bundle_cache()
+    try:
+        label = (folder / "label.txt").read_text(encoding="utf-8")
+        js = (folder / "bundle.js").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return (js, label) if label and js else None
+
+
+def _cached_bundle() -> tuple[str, str]:
+    """(bundle JavaScript, label): from the user cache when an earlier process built them (building takes
+    ~1.7 s of CPU in every process otherwise), else built now and saved (atomically; a failed save is
+    harmless). Call with ``_BUNDLE_LOCK`` held."""
+    global _BUNDLE
+    if _BUNDLE is None:
+        _BUNDLE = _read_cached()
+    if _BUNDLE is None:
+        js, label = _build_bundle(), _label()
+        folder = _bundle_cache()
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, text in (("bundle.js", js), ("label.txt", label)):
+                tmp = folder / f".{name}.{os.getpid()}.{threading.get_ident()}"
+                tmp.write_text(text, encoding="utf-8")
+                os.replace(tmp, folder / name)
+        _BUNDLE = (js, label)
+    return _BUNDLE
+
+
+def preload_bundle() -> bool:
+    """Read the cached bundle into this process if one is saved (never builds: building starts
+    vl-convert's JavaScript runtime, which a fork server must not have running)."""
+    global _BUNDLE
     with _BUNDLE_LOCK:
-        return _build_bundle()
+        if _BUNDLE is None:
+            _BUNDLE = _read_cached()
+        return _BUNDLE is not None
 
 
-@functools.lru_cache(maxsize=1)
+def vega_bundle() -> str:
+    """The Vega + Vega-Lite + Vega-Embed JavaScript from vl-convert-python (built once per installed version)."""
+    with _BUNDLE_LOCK:
+        return _cached_bundle()[0]
+
+
 def _build_bundle() -> str:
     import vl_convert as vlc
 
@@ -71,13 +125,19 @@ def _build_bundle() -> str:
     return js.replace("</script", "<\\/script").replace("<!--", "<\\!--")
 
 
-def bundle_label() -> str:
+def _label() -> str:
     import vl_convert as vlc
 
     return (
         f"vega {vlc.get_vega_version()}, vega-lite {_vl_version() or 'latest'}, "
         f"vega-embed {vlc.get_vega_embed_version()} (from vl-convert-python)"
     )
+
+
+def bundle_label() -> str:
+    """Which Vega, Vega-Lite and Vega-Embed the bundle holds (shown in the page's script tag)."""
+    with _BUNDLE_LOCK:
+        return _cached_bundle()[1]
 
 
 # ------------------------------------------------------------------------------------------ charts

@@ -12,45 +12,30 @@ publish into place. Executors (local threads, Dask) only ever call ``execute_run
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
-import re
+import pickle
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from cannabis_market.reports import kernels, layout
+from cannabis_market.reports import kernels, layout, render
 from cannabis_market.reports import publish as publish_boundary
-from cannabis_market.reports.page import add_furniture
 from cannabis_market.reports.plan import RunResult, RunSpec
+from cannabis_market.reports.render import PRERENDERED, now, render_page
 from cannabis_market.reports.results import RESULTS_ENV, RESULTS_FILE, read_json, write_json_atomic
 from cannabis_market.reports.worker import CANCEL, _kill_group, _worker_main, run_job  # noqa: F401 - re-exported
 
 KILL_GRACE = 30.0  # extra seconds over the timeout before the supervisor kills a run (kernel start/stop)
 
 
-def _title(nb: Any, spec: RunSpec) -> str:
-    """Browser-tab title: the notebook's first '# heading' (else the report name), plus the parameters."""
-    name = spec.report
-    for cell in nb.cells:
-        if cell.get("cell_type") == "markdown":
-            m = re.search(r"^#\s+(.+?)\s*#*\s*$", cell.get("source", ""), flags=re.M)
-            if m:
-                name = m.group(1)
-                break
-    return name if spec.slug == "default" else f"{name} ({spec.slug})"
-
-
-def _now() -> str:
-    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
 def _supervise(spec: RunSpec, tmp: Path) -> tuple[str | None, bool]:
     """Run papermill for ``spec`` in a subprocess writing into ``tmp``; (error or None, timed out)."""
     job_file, status_path, log_path = tmp / ".job.json", tmp / ".status.json", tmp / "run.log"
+    spec_path = tmp / ".spec.pickle"
+    spec_path.write_bytes(pickle.dumps(spec))  # for a worker that renders the page itself (render.py)
     run_env = {
         RESULTS_ENV: str(tmp),
         "CM_REPORT": "1",
@@ -68,6 +53,7 @@ def _supervise(spec: RunSpec, tmp: Path) -> tuple[str | None, bool]:
                 "cell_timeout": max(1, int(round(spec.timeout))),
                 "status_path": str(status_path),
                 "log_path": str(log_path),
+                "spec_path": str(spec_path),
                 "env": run_env,
             }
         ),
@@ -104,7 +90,7 @@ def _supervise(spec: RunSpec, tmp: Path) -> tuple[str | None, bool]:
             _kill_group(proc)
             raise
     status = read_json(status_path)
-    for name in (job_file, status_path):
+    for name in (job_file, status_path, spec_path):
         name.unlink(missing_ok=True)
     if timed_out or status.get("status") == "timeout":
         return f"timed out after {spec.timeout:g} s", True
@@ -129,7 +115,7 @@ def results_record(
     html_bytes: int | None = None,
 ) -> dict[str, Any]:
     """The one results.json of a run (built here only): status, parameters, figures, dataset, timings."""
-    manifest = _manifest(spec)
+    manifest = render.manifest(spec)
     return {
         "report": spec.report,
         "slug": spec.slug,
@@ -147,63 +133,21 @@ def results_record(
         },
         "package_version": spec.inputs.get("package_version"),
         "started_at": started,
-        "finished_at": _now(),
+        "finished_at": now(),
         "duration_s": round(duration, 2),
         "html_bytes": html_bytes,
         "inputs": spec.inputs,
     }
 
 
-def _manifest(spec: RunSpec) -> dict[str, Any]:
-    """The run's dataset manifest ({} when there is none or it cannot be read: the page then has no banner)."""
-    from cannabis_market.data.loader import read_manifest
-
-    path = (spec.dataset or {}).get("path")
-    if not path:
-        return {}
-    try:
-        manifest, _problems = read_manifest(Path(path))
-    except OSError:
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
-def _render(spec: RunSpec, tmp: Path, error: str | None, status: str) -> str:
-    """The offline HTML page of the executed notebook (a placeholder notebook when none was written)."""
-    import nbformat
-
-    from cannabis_market.reports import html as H
-
-    nb_file = tmp / layout.NOTEBOOK_FILE
-    try:
-        nb = nbformat.read(nb_file, as_version=4)
-    except (OSError, ValueError):
-        nb = nbformat.v4.new_notebook()
-        nb.cells.append(
-            nbformat.v4.new_markdown_cell(
-                f"# {spec.report}\n\nThe notebook did not produce any output (see the error above)."
-            )
-        )
-        nbformat.write(nb, nb_file)
-    meta = {
-        "Report": spec.label,
-        "Parameters": spec.given or "defaults",
-        "Status": "FAILED" if error is not None else status,
-        "Dataset fingerprint": (spec.dataset or {}).get("fingerprint", "n/a"),
-        "Package version": spec.inputs.get("package_version"),
-        "Generated": _now(),
-    }
-    banner = None
-    if error is not None:
-        banner = f"This report did not finish: {error}\nSections after the failing step are missing."
-    nb = publish_boundary.for_export(nb, status)
-    page = H.export_notebook(
-        nb, show_code=spec.show_code, title=_title(nb, spec), banner=banner, meta=meta, params=spec.resolved
-    )
-    page = add_furniture(page, manifest=_manifest(spec), stem=spec.report)
-    leftovers = H.external_refs(page)
-    if leftovers:  # make_offline strips them; this is a guard against a template change
-        raise RuntimeError(f"report still references the network: {leftovers[:3]}")
+def _prerendered(tmp: Path, error: str | None) -> str | None:
+    """The page the run's worker rendered (only for a run that finished without error), taken once."""
+    path = tmp / PRERENDERED
+    if error is not None or not path.is_file():
+        path.unlink(missing_ok=True)
+        return None
+    page = path.read_text(encoding="utf-8")
+    path.unlink()
     return page
 
 
@@ -218,7 +162,7 @@ def _place(spec: RunSpec, status: str) -> Path:
 def execute_run(spec: RunSpec) -> RunResult:
     """Execute one run end to end (never raises for a run's own problems): papermill subprocess, HTML
     export, results.json, publish. The one entry point every executor calls."""
-    started, t0 = _now(), time.monotonic()
+    started, t0 = now(), time.monotonic()
     out_root = Path(spec.out_root)
     tmp: Path | None = None
     try:
@@ -229,7 +173,7 @@ def execute_run(spec: RunSpec) -> RunResult:
         # publishes only its notice, and the executed notebook (raw outputs) never sits in a shared folder.
         kernel = read_json(tmp / RESULTS_FILE)
         status = publish_boundary.run_status(kernel, error)
-        page = _render(spec, tmp, error, status)
+        page = _prerendered(tmp, error) or render_page(spec, tmp, error, status)
         (tmp / layout.HTML_FILE).write_text(page, encoding="utf-8")
         figures = publish_boundary.publish_figures(kernel.get("figures", {}))
         duration = time.monotonic() - t0

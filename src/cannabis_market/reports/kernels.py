@@ -19,6 +19,12 @@ papermill/nbclient, it just finds its imports already done.
   session, so killing the worker's group does not reach it); ``WarmPool.close`` stops every idle worker
   and its kernel at the end of a build.
 
+* **Forked, not started (Linux/macOS).** By default the pool first starts one ``forkserver`` process that
+  does the imports once; every warm worker and its kernel are then forks of it (a kernel manager whose
+  provisioner asks the server), so a run costs a fork instead of ~4 s of imports, and the runs share those
+  pages copy-on-write. A forked worker also renders its run's page (``worker.prerender``).
+  ``CM_REPORT_FORK=0`` (or a server that fails to start) gives the subprocess workers described above.
+
 Only ``build.run_reports`` with a local executor opens a pool, for the runs of its plan; elsewhere (Dask
 workers, a direct ``execute_run``, another build in the same process) ``take`` returns None: runs are cold. ``--no-warm`` or ``CM_REPORT_WARM=0`` turns it off.
 """
@@ -40,9 +46,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cannabis_market.reports import forkserver
+from cannabis_market.reports.forkserver import pid_alive  # noqa: F401 - re-exported
+
 WARM_ENV = "CM_REPORT_WARM"  # "0"/"false"/"no"/"off": run every notebook in a cold kernel
 SPARES_ENV = "CM_REPORT_WARM_SPARES"  # idle warm kernels kept ahead (default 1; each holds ~400 MB)
-READY_TIMEOUT = 120.0  # seconds a run waits for its warm worker before starting cold
+READY_TIMEOUT = 120.0
+FORKED_ENTRY = "cannabis_market.reports.kernels:_forked_worker"  # what a forked worker runs  # seconds a run waits for its warm worker before starting cold
 WARM_MODULES = (
     "numpy",
     "scipy.stats",
@@ -88,20 +98,6 @@ def enabled(flag: bool | None = None) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ pool side
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
 
 
 def _kill_kernel(pid: int | None) -> None:
@@ -214,6 +210,12 @@ class WarmPool:
         self._lock = threading.Lock()
         self._closed = False
         self._count = 0
+
+        self.server = (
+            forkserver.ForkServer(self.code_path.read_text(encoding="utf-8"))
+            if forkserver.available()
+            else None
+        )
         with self._lock:
             for _ in range(min(self.size, len(self._upcoming))):
                 self._spawn_next()
@@ -227,12 +229,22 @@ class WarmPool:
         self._count += 1
         n = self._count
         ready, log = self.dir / f"w{n}.ready", self.dir / f"w{n}.log"
+        args = [str(ready), kernel_name, cwd, str(self.code_path)]
+        if self.server is not None and self.server.wait_ready():
+            try:
+                forked = self.server.spawn_worker(FORKED_ENTRY, args, cwd, log, self.dir / f"w{n}.job")
+            except (OSError, RuntimeError, ValueError):
+                forked = None  # the server went away: a subprocess worker instead
+            if forked is not None:
+                warm = Warm(forked, ready, kernel_name)  # type: ignore[arg-type] - Popen-like
+                self._all.append(warm)
+                return warm
         env = dict(os.environ)
         env["CM_REPORT"] = "1"
         code = "from cannabis_market.reports.kernels import _warm_main; _warm_main()"
         with open(log, "wb") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-c", code, str(ready), kernel_name, cwd, str(self.code_path)],
+                [sys.executable, "-c", code, *args],
                 cwd=cwd,
                 env=env,
                 stdin=subprocess.PIPE,
@@ -279,6 +291,8 @@ class WarmPool:
                 w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         for w in idle:
             w.kill()
+        if self.server is not None:
+            self.server.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -365,15 +379,36 @@ def _stop_kernel(km: Any) -> None:
 
 
 def _warm_main() -> None:
-    """Entry point of a warm worker (see the module docstring). Not a public API."""
+    """Entry point of a warm worker started as a subprocess (see the module docstring). Not a public API."""
+    from cannabis_market.reports import worker
+
+    worker._prepare_worker()
+    _warm_worker(sys.argv[1:5], lambda: sys.stdin.readline().strip())
+
+
+def _forked_worker(args: list[str], mailbox: Path) -> int:
+    """Entry point of a warm worker forked by ``forkserver`` (its job comes through ``mailbox``)."""
+    from cannabis_market.reports import worker
+    from cannabis_market.reports.forkserver import Mailbox
+
+    worker._prepare_worker()
+    parent = os.getppid()
+    try:
+        _warm_worker(args, lambda: Mailbox.receive(mailbox, parent), fork=True)
+    except SystemExit as exc:  # run_job exits with the run's status
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def _warm_worker(args: list[str], read_job: Any, fork: bool = False) -> None:
+    """Start and warm the kernel, wait for the job (``read_job()``: a job file path, '' to stop), run it."""
     from jupyter_core.utils import run_sync
 
     from cannabis_market.reports import worker
     from cannabis_market.reports.results import write_json_atomic
 
-    ready_arg, kernel_name, cwd, code_arg = sys.argv[1:5]
+    ready_arg, kernel_name, cwd, code_arg = args
     ready_path, code_path = Path(ready_arg), Path(code_arg)
-    worker._prepare_worker()
     km = None
     try:  # whatever happens (SIGTERM from the pool included), the kernel is stopped on the way out
         ready: dict[str, Any] = {"ok": True}
@@ -382,6 +417,10 @@ def _warm_main() -> None:
             from jupyter_client.manager import AsyncKernelManager
 
             km = AsyncKernelManager(kernel_name=kernel_name)
+            if fork:
+                from cannabis_market.reports.forkserver import use_fork_provisioner
+
+                use_fork_provisioner(km)
             run_sync(km.start_kernel)(cwd=cwd)
             ready["kernel_pid"] = getattr(km.provisioner, "pid", None)
             _pid_path(ready_path).write_text(str(ready["kernel_pid"] or ""), encoding="ascii")
@@ -395,7 +434,7 @@ def _warm_main() -> None:
             _stop_kernel(km)
             km = None
         write_json_atomic(ready_path, ready)
-        line = sys.stdin.readline().strip()
+        line = read_job()
         if not line:
             return  # the pool closed
         job = json.loads(Path(line).read_text(encoding="utf-8"))

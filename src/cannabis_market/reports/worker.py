@@ -71,8 +71,34 @@ def run_job(job: dict[str, Any], **engine: Any) -> None:
         else:
             status = {"status": "failed", "error": f"{type(exc).__name__}: {exc}".strip(": ")}
         status["traceback"] = traceback.format_exc()[-4000:]
+    if status["status"] == "ok":
+        prerender(job)
     write_json_atomic(status_path, status)
     sys.exit(0 if status["status"] == "ok" else 1)
+
+
+def prerender(job: dict[str, Any]) -> None:
+    """Render a finished run's page here when the exporter is already loaded (a forked worker: nbconvert
+    was imported once by the fork server), so pages of parallel runs are not rendered one after the
+    other in the supervisor. Best effort: on any problem the supervisor renders it as before."""
+    spec_path = job.get("spec_path")
+    if not spec_path or "nbconvert" not in sys.modules:
+        return
+    try:
+        import pickle
+
+        from cannabis_market.reports.publish import run_status
+        from cannabis_market.reports.render import PRERENDERED, render_page
+        from cannabis_market.reports.results import RESULTS_FILE, read_json
+
+        spec = pickle.loads(Path(spec_path).read_bytes())
+        tmp = Path(job["output"]).parent
+        page = render_page(spec, tmp, None, run_status(read_json(tmp / RESULTS_FILE), None))
+        partial = tmp / f"{PRERENDERED}.partial"
+        partial.write_text(page, encoding="utf-8")
+        partial.replace(tmp / PRERENDERED)
+    except Exception as exc:  # noqa: BLE001 - the supervisor renders it instead
+        print(f"page not rendered in the worker ({type(exc).__name__}: {exc})", flush=True)
 
 
 def _watch_parent(parent: int) -> None:
