@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -36,6 +37,7 @@ nb.record_many({
     "cwd": os.getcwd(),
     "slug_env": os.environ.get("CM_REPORT_SLUG"),
     "preloaded": "statsmodels.api" in sys.modules,
+    "blas": os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
 })
 """
 
@@ -112,8 +114,10 @@ def light(monkeypatch):
     monkeypatch.setattr(kernels, "warm_code", lambda *a: WARM_CODE(("polars", "statsmodels.api")))
 
 
-def test_warm_runs_are_isolated_warm_and_leave_nothing(tmp_path, pools, light):
+def test_warm_runs_are_isolated_warm_and_leave_nothing(tmp_path, pools, light, monkeypatch):
     """Three runs, two at a time (--jobs 2): each in its own warmed kernel, none sees another's state."""
+    for name in kernels.BLAS_THREADS:
+        monkeypatch.delenv(name, raising=False)
     nb_path = probe_notebook(tmp_path)
     out = build_jobs(
         tmp_path, [{"name": "probe", "notebook": str(nb_path), "grid": {"n": [1, 2, 3]}}], n_jobs=2
@@ -126,6 +130,10 @@ def test_warm_runs_are_isolated_warm_and_leave_nothing(tmp_path, pools, light):
     assert all(f["preloaded"] for f in figs)  # the heavy imports were done before the notebook ran
     assert {f["cwd"] for f in figs} == {str(tmp_path)}  # the notebook's folder, as a cold kernel
     assert sorted(f["slug_env"] for f in figs) == sorted(r["slug"] for r in res.values())
+    # two kernels at once share the cores: each one's BLAS gets its part (spinning BLAS threads of two
+    # kernels on the same cores slowed the event study ~10x); the build's own environment is restored
+    assert {f["blas"] for f in figs} == {str(max(1, kernels.usable_cores() // 2))}
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
     executed = sorted(out.glob(".cannabis-market/private/probe/*/executed.ipynb"))
     assert len(executed) == 3
     for run in executed:

@@ -138,7 +138,8 @@ def run_reports(
                 say(f"[{n}/{total}] FAILED  {spec.label} ({_fmt_s(res.duration_s)}): {first}{kept}")
 
         executor = executor or LocalExecutor(1)
-        with kernels.warm_pool(plan_.runs, pool_jobs(executor), warm=warm):
+        jobs = pool_jobs(executor)
+        with kernels.thread_limits(jobs), kernels.warm_pool(plan_.runs, jobs, warm=warm):
             results += executor.run(plan_.runs, on_event)
         missing = [{"report": r.report, "reason": r.message} for r in plan_.skipped if not r.html]
         index = write_index(out_root, descriptions, missing)
