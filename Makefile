@@ -15,7 +15,7 @@ KERNEL := cannabis-market
 DATASET := data/sample
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv kernel data real-data report test lint format lab bench browser clean
+.PHONY: help venv kernel data real-data report test lint format lab bench bench-env browser clean
 
 help:  ## list targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -77,8 +77,25 @@ format: $(STAMP)  ## apply ruff formatting
 lab: $(STAMP) data  ## open JupyterLab on the cannabis-market kernel
 	$(BIN)/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-bench: $(STAMP) data  ## run benchmarks; results go to benchmarks/RESULTS.md
+# Benchmark-only peers, never runtime dependencies: bsts-causalimpact (the `bench` extra) in .venv, and
+# statsforecast in its own .venv-bench (it needs pandas < 3; pins in benchmarks/requirements-statsforecast.txt).
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[bench]'
+	@touch $(BENCH_STAMP)
+
+$(BENCH_VENV)/.installed: benchmarks/requirements-statsforecast.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r benchmarks/requirements-statsforecast.txt
+	@touch $(BENCH_VENV)/.installed
+
+bench-env: $(BENCH_STAMP) $(BENCH_VENV)/.installed  ## install the benchmark-only peers (bsts-causalimpact, statsforecast)
+
+bench: bench-env data real-data  ## run benchmarks; results go to benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py
 
 clean:  ## remove the venv, generated data and built reports
-	rm -rf $(VENV) $(DATASET) $(REAL_OUT) reports/*/ reports/index.html
+	rm -rf $(VENV) $(BENCH_VENV) $(DATASET) $(REAL_OUT) reports/*/ reports/index.html
