@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
-from cannabis_market.data.aggregate import price_per_g_expr
+from cannabis_market.data.aggregate import filter_region, price_per_g_expr
+from cannabis_market.data.memo import FrameMemo
 from cannabis_market.dates import date_column, every, frequency
 from cannabis_market.errors import InputError
 
@@ -259,6 +261,42 @@ def store_period_panel(
         .drop("_muni", "period_days_p")
         .sort(keys)
     )
+
+
+_PANELS = FrameMemo("store_period_panel", entries=4)
+
+
+def dataset_panel(
+    ds: Any,
+    freq: str = "monthly",
+    by: Sequence[str] = (),
+    *,
+    region: str | None = "all",
+    category: str | None = None,
+    opening_dates: str = "auto",
+) -> pl.DataFrame:
+    """`store_period_panel` of a loaded dataset: its sales (only those of `region`'s stores and of
+    `category` when given) against its whole stores table, so competitors are every store of a
+    municipality.
+
+    Worked out once per process for the same dataset content and selection (`Dataset.content_key`) and
+    arguments: later calls return the same frame object, which callers must not modify in place (see
+    `data.memo`). A dataset whose content cannot be vouched for is recomputed every time."""
+    stores, sales = getattr(ds, "stores", None), getattr(ds, "sales", None)
+    if stores is None or sales is None:
+        raise InputError("dataset: store-level sales and a stores table are needed for the store panel")
+    content = getattr(ds, "content_key", None)
+    content = content() if callable(content) else None
+    region = "all" if region in (None, "", "all") else region
+    key = None if content is None else (content, frequency(freq), tuple(by), region, category, opening_dates)
+
+    def compute() -> pl.DataFrame:
+        s = filter_region(sales, region, stores)
+        if category is not None:
+            s = s.filter(pl.col("category") == category)
+        return store_period_panel(s, stores, freq, by, opening_dates=opening_dates)
+
+    return _PANELS.get(key, compute)
 
 
 def _lazy_sales(sales: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
