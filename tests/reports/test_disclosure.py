@@ -212,3 +212,37 @@ def test_printed_store_ids_are_withheld(capsys):
     stream.write(str(store_rows({"A": [1.0]})))
     out = stream._inner.getvalue()
     assert out.startswith("weeks: 4\n") and "S0001" not in out and out.count("withheld") == 2
+
+
+def test_selection_stats_read_the_selection_once_and_equal_a_direct_count(tiny):
+    """Every breakdown of one selection is summed from one per-store pass (remembered per dataset
+    content), and equals cell_stats on the raw rows; another selection or grain is read afresh."""
+    from polars.testing import assert_frame_equal
+
+    from cannabis_market.data import memo
+    from cannabis_market.data.loader import load_dataset
+
+    memo.clear_all()
+    ds = load_dataset(tiny)
+    rows = P.selection_rows(ds).join(ds.stores.select("store_id", "region", "municipality"), on="store_id")
+    month = pl.col("date").dt.truncate("1mo").alias("period")
+    cases = [
+        (["region"], None, cell_stats(rows, ["region"])),
+        (["region"], "month", cell_stats(rows.with_columns(month), ["period", "region"])),
+        (
+            ["municipality"],
+            "year",
+            cell_stats(rows.with_columns(month.dt.truncate("1y")), ["period", "municipality"]),
+        ),
+    ]
+    for by, freq, want in cases:
+        assert_frame_equal(P.selection_stats(ds, by, freq=freq), want, rel_tol=1e-12)
+    assert (P._CELLS.misses, P._CELLS.hits) == (1, 2)
+    by_cat = P.selection_stats(ds, ["category"], freq="day")
+    assert_frame_equal(
+        by_cat, cell_stats(rows, ["date", "category"]).rename({"date": "period"}), rel_tol=1e-12
+    )
+    east = P.selection_stats(ds, ["region"], region="East")
+    assert east["region"].to_list() == ["East"] and east["n_stores"].to_list() == [1]
+    assert P._CELLS.misses == 3
+    memo.clear_all()

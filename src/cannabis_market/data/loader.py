@@ -31,6 +31,7 @@ MANIFEST = "manifest.yml"
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_YAML_DEPTH = 50
 MAX_YAML_VALUES = 100_000
+TABLE_FIELDS = ("stores", "sales", "population", "events", "inventory", "series")
 VALIDATOR_VERSION = "2"
 """Part of the validation-cache key: bump it when the rules change, so old records no longer apply."""
 
@@ -50,6 +51,27 @@ class Dataset:
     files: dict[str, Path] = field(default_factory=dict)
     content_fingerprint: str | None = None
     row_counts: dict[str, int] = field(default_factory=dict)
+    selection: tuple[tuple[str, dt.date | None, dt.date | None], ...] = ()
+    """The `subset` calls (region, start, end) that made this dataset from the one `load_dataset` gave."""
+    _tables: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
+    """The table objects `load_dataset` / `subset` set, to tell when one was replaced since."""
+
+    def _seal(self) -> Dataset:
+        self._tables = tuple(getattr(self, n) for n in TABLE_FIELDS)
+        return self
+
+    def content_key(self) -> tuple[str, tuple[tuple[str, dt.date | None, dt.date | None], ...]] | None:
+        """(content fingerprint, selection): what this dataset's rows are, as a key for in-process memos
+        of frames worked out from them (`data.memo`). None when that cannot be vouched for: the dataset
+        was not made by `load_dataset` / `subset`, a table was replaced since, or its files changed on
+        disk since it was loaded."""
+        if self.content_fingerprint is None or self._tables is None:
+            return None
+        if any(getattr(self, n) is not t for n, t in zip(TABLE_FIELDS, self._tables, strict=True)):
+            return None
+        if fingerprint(self.path) != self.content_fingerprint:
+            return None
+        return self.content_fingerprint, self.selection
 
     @property
     def frequency(self) -> str:
@@ -99,6 +121,7 @@ class Dataset:
             series=self.series,
             content_fingerprint=self.content_fingerprint,
         )  # row_counts stay empty: a subset has its own
+        sealed = self.content_key() is not None
         if region not in (None, "", "all"):
             if self.stores is None:
                 raise InputError(f"dataset {self.path}: region {region!r} needs a stores table")
@@ -120,6 +143,9 @@ class Dataset:
             if lf is not None and hi:
                 lf = lf.filter(pl.col("date") <= hi)
             setattr(out, name, lf)
+        if sealed:
+            out.selection = (*self.selection, ("all" if region in (None, "", "all") else str(region), lo, hi))
+            out._seal()
         return out
 
     def series_of(
@@ -455,7 +481,7 @@ def _dataset(
                 TC.discard(key)
     return Dataset(
         path=folder, manifest=manifest, files=files, content_fingerprint=fp, row_counts=rows, **lazy
-    )
+    )._seal()
 
 
 def _load_cached(folder: Path, fp: str, use_cache: bool) -> Dataset | None:

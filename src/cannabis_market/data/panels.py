@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 
-from cannabis_market.data.aggregate import price_per_g_expr
+from cannabis_market.data.aggregate import filter_region, price_per_g_expr
+from cannabis_market.data.memo import FrameMemo
 from cannabis_market.dates import date_column, every, frequency
 from cannabis_market.errors import InputError
 
@@ -66,25 +68,7 @@ def _stores(stores: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     )
 
 
-def _store_days(st: pl.DataFrame, first: dt.date, last: dt.date, freq: str, rounded: bool) -> pl.DataFrame:
-    """One row per store and day open between `first` and `last`: store_id, municipality, date, period,
-    w (the store's weight as a competitor that day: 1, or 1/2 in its opening month when rounded)."""
-    lo = pl.max_horizontal(pl.col("opened_on"), pl.lit(first))
-    hi = pl.min_horizontal(pl.col("closed_on").fill_null(pl.lit(last)), pl.lit(last))
-    days = (
-        st.select("store_id", "municipality", "opened_on", lo.alias("_lo"), hi.alias("_hi"))
-        .filter(pl.col("_lo") <= pl.col("_hi"))
-        .with_columns(date=pl.date_ranges("_lo", "_hi", "1d"))
-        .explode("date")
-    )
-    half = rounded & (pl.col("date").dt.truncate("1mo") == pl.col("opened_on").dt.truncate("1mo"))
-    return days.select(
-        "store_id",
-        "municipality",
-        "date",
-        period=pl.col("date").dt.truncate(every(freq)),
-        w=pl.when(half).then(0.5).otherwise(1.0),
-    )
+EPOCH = dt.date(1970, 1, 1)
 
 
 def _period_days(first: dt.date, last: dt.date, freq: str) -> pl.DataFrame:
@@ -101,6 +85,79 @@ def _span(periods: pl.Series, freq: str) -> tuple[dt.date, dt.date]:
     return first, last
 
 
+def _open_store_days(
+    st: pl.DataFrame, first: dt.date, last: dt.date, freq: str, rounded: bool
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every day each store was open between `first` and `last`, summed in one pass on integer keys:
+
+    - per store and period: store_id, period, competitors, log1p_competitors, open_days;
+    - per municipality and period: municipality, period, _muni (stores open, averaged over all days).
+
+    A store-day weighs w = 1, or 1/2 in the store's opening month when `rounded`; a store's competitors
+    on a day are the weights of its municipality's stores open that day, less its own. A store without a
+    municipality has no competition rows (it matches no municipality)."""
+    d0, n_days = (first - EPOCH).days, (last - first).days + 1
+    periods = _period_days(first, last, freq).sort("period").with_row_index("_p")
+    day_period = periods["period"].search_sorted(
+        pl.date_range(first, last, "1d", eager=True).dt.truncate(every(freq))
+    )
+    eom = pl.col("opened_on").dt.month_end().cast(pl.Int32) - d0 if rounded else pl.lit(-1, pl.Int32)
+    codes = st.with_columns(  # equal ids share a code; a missing id is code 0, a missing municipality null
+        _s=pl.col("store_id").rank("dense").fill_null(0).cast(pl.Int64),
+        _m=pl.col("municipality").rank("dense").cast(pl.Int64),
+    )
+    days = (
+        codes.lazy()
+        .select(
+            "_s",
+            "_m",
+            _eom=eom,
+            _lo=pl.max_horizontal(pl.col("opened_on").cast(pl.Int32) - d0, pl.lit(0, pl.Int32)),
+            _hi=pl.min_horizontal(
+                pl.col("closed_on").cast(pl.Int32).fill_null(d0 + n_days - 1) - d0,
+                pl.lit(n_days - 1, pl.Int32),
+            ),
+        )
+        .filter((pl.col("_lo") <= pl.col("_hi")) & pl.col("_m").is_not_null())
+        .select("_s", "_m", "_eom", d=pl.int_ranges("_lo", pl.col("_hi") + 1, dtype=pl.Int32))
+        .explode("d")
+        .select(
+            "_s",
+            "_m",
+            "d",
+            _p=pl.lit(day_period).gather(pl.col("d")).cast(pl.Int64),
+            w=pl.when(pl.col("d") <= pl.col("_eom")).then(0.5).otherwise(1.0),
+        )
+    )
+    n_p = periods.height
+    c = (pl.col("w").sum().over(pl.col("_m") * n_days + pl.col("d")) - pl.col("w")).clip(lower_bound=0.0)
+    per_store = (
+        days.with_columns(c=c)
+        .group_by(_k=pl.col("_s") * n_p + pl.col("_p"))
+        .agg(
+            competitors=pl.col("c").mean(),
+            log1p_competitors=pl.col("c").log1p().mean(),
+            open_days=pl.len().cast(pl.Int64),
+        )
+    )
+    per_muni = days.group_by(_k=pl.col("_m") * n_p + pl.col("_p")).agg(pl.col("w").sum())
+    per_store, per_muni = pl.collect_all([per_store, per_muni])
+    periods = periods.with_columns(pl.col("_p").cast(pl.Int64))
+    comp = (
+        per_store.with_columns(_s=pl.col("_k") // n_p, _p=pl.col("_k") % n_p)
+        .join(codes.select("_s", "store_id").unique("_s"), on="_s")
+        .join(periods, on="_p")
+        .select("store_id", "period", "competitors", "log1p_competitors", "open_days")
+    )
+    muni = (
+        per_muni.with_columns(_m=pl.col("_k") // n_p, _p=pl.col("_k") % n_p)
+        .join(codes.select("_m", "municipality").unique("_m"), on="_m")
+        .join(periods, on="_p")
+        .select("municipality", "period", _muni=pl.col("w") / pl.col("period_days"))
+    )
+    return comp, muni
+
+
 def competition(
     stores: pl.DataFrame | pl.LazyFrame,
     start: dt.date,
@@ -115,20 +172,16 @@ def competition(
     st = _stores(stores)
     first = pl.select(pl.lit(start).dt.truncate(every(freq))).item()
     _, last = _span(pl.Series([end], dtype=pl.Date), freq)
-    days = _store_days(st, first, last, freq, rounded_openings)
-    muni = days.group_by("municipality", "date").agg(_all=pl.col("w").sum())
-    per_day = days.join(muni, on=["municipality", "date"]).with_columns(
-        c=(pl.col("_all") - pl.col("w")).clip(lower_bound=0.0)
-    )
-    out = (
-        per_day.group_by("store_id", "period")
-        .agg(
-            competitors=pl.col("c").mean(),
-            log1p_competitors=pl.col("c").log1p().mean(),
-            open_days=pl.len().cast(pl.Int64),
-        )
-        .join(_period_days(first, last, freq), on="period", how="left")
-        .join(st.select("store_id", "opened_on"), on="store_id", how="left")
+    comp, _ = _open_store_days(st, first, last, freq, rounded_openings)
+    return _with_partial(comp, st, first, last, freq)
+
+
+def _with_partial(
+    comp: pl.DataFrame, st: pl.DataFrame, first: dt.date, last: dt.date, freq: str
+) -> pl.DataFrame:
+    """`competition`'s period_days and partial columns on the per-store rows of `_open_store_days`."""
+    out = comp.join(_period_days(first, last, freq), on="period", how="left").join(
+        st.select("store_id", "opened_on"), on="store_id", how="left"
     )
     opening = pl.col("opened_on").dt.truncate(every(freq)) == pl.col("period")
     return out.with_columns(partial=(pl.col("open_days") < pl.col("period_days")) | opening).drop("opened_on")
@@ -169,27 +222,27 @@ def store_period_panel(
     if has_grams:
         vals.append(pl.col("grams").cast(pl.Float64).sum())
     keys = ["period", "store_id", *by]
-    panel = (
+    grouped = (
         s.with_columns(pl.col("store_id").cast(pl.String), period=pl.col("date").dt.truncate(every(freq)))
         .group_by(keys)
-        .agg(*vals, _day=pl.col("date").dt.day().max())
-        .collect()
+        .agg(*vals)
     )
+    last_day = s.select(pl.col("date").unique().dt.day().max())  # 1: every sales date is a 1st
+    panel, last_day = pl.collect_all([grouped, last_day])
     if panel.height == 0:
         raise InputError("sales: no rows, so there is no store panel")
     st = _stores(stores)
     unknown = panel.join(st, on="store_id", how="anti")
     if unknown.height == panel.height:
         raise InputError("sales: no sales rows match a store in the stores table (store_id)")
-    rounded = _monthly_openings(st, bool(panel["_day"].max() == 1), opening_dates)
+    rounded = _monthly_openings(st, bool(last_day.item() == 1), opening_dates)
     first, last = _span(panel["period"], freq)
-    comp = competition(st, first, last, freq, rounded_openings=rounded)
-    muni_avg = _municipality_average(st, first, last, freq, rounded)
+    comp, muni_avg = _open_store_days(st, first, last, freq, rounded)
+    comp = _with_partial(comp, st, first, last, freq)
     if has_grams:
         panel = panel.with_columns(price_per_g_expr())
     out = (
-        panel.drop("_day")
-        .join(st, on="store_id", how="inner")
+        panel.join(st, on="store_id", how="inner")
         .join(comp, on=["store_id", "period"], how="left")
         .join(muni_avg, on=["municipality", "period"], how="left")
         .join(_period_days(first, last, freq), on="period", how="left", suffix="_p")
@@ -210,6 +263,42 @@ def store_period_panel(
     )
 
 
+_PANELS = FrameMemo("store_period_panel", entries=4)
+
+
+def dataset_panel(
+    ds: Any,
+    freq: str = "monthly",
+    by: Sequence[str] = (),
+    *,
+    region: str | None = "all",
+    category: str | None = None,
+    opening_dates: str = "auto",
+) -> pl.DataFrame:
+    """`store_period_panel` of a loaded dataset: its sales (only those of `region`'s stores and of
+    `category` when given) against its whole stores table, so competitors are every store of a
+    municipality.
+
+    Worked out once per process for the same dataset content and selection (`Dataset.content_key`) and
+    arguments: later calls return the same frame object, which callers must not modify in place (see
+    `data.memo`). A dataset whose content cannot be vouched for is recomputed every time."""
+    stores, sales = getattr(ds, "stores", None), getattr(ds, "sales", None)
+    if stores is None or sales is None:
+        raise InputError("dataset: store-level sales and a stores table are needed for the store panel")
+    content = getattr(ds, "content_key", None)
+    content = content() if callable(content) else None
+    region = "all" if region in (None, "", "all") else region
+    key = None if content is None else (content, frequency(freq), tuple(by), region, category, opening_dates)
+
+    def compute() -> pl.DataFrame:
+        s = filter_region(sales, region, stores)
+        if category is not None:
+            s = s.filter(pl.col("category") == category)
+        return store_period_panel(s, stores, freq, by, opening_dates=opening_dates)
+
+    return _PANELS.get(key, compute)
+
+
 def _lazy_sales(sales: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     if isinstance(sales, pl.DataFrame):
         return date_column(sales, "date", "sales").lazy() if "date" in sales.columns else sales.lazy()
@@ -225,19 +314,6 @@ def _need_names(names: Sequence[str], cols: Sequence[str], what: str) -> None:
             f"{what}: required column(s) {', '.join(repr(c) for c in missing)} missing "
             f"(columns found: {', '.join(names) or 'none'})"
         )
-
-
-def _municipality_average(
-    st: pl.DataFrame, first: dt.date, last: dt.date, freq: str, rounded: bool
-) -> pl.DataFrame:
-    """Stores open in each municipality averaged over ALL days of each period (`_muni`)."""
-    days = _store_days(st, first, last, freq, rounded)
-    return (
-        days.group_by("municipality", "period")
-        .agg(pl.col("w").sum())
-        .join(_period_days(first, last, freq), on="period")
-        .select("municipality", "period", _muni=pl.col("w") / pl.col("period_days"))
-    )
 
 
 # ------------------------------------------------------------------------------------------- density
@@ -318,7 +394,7 @@ def store_density(
     rounded = _monthly_openings(st, True, opening_dates)
     first = pl.select(pl.lit(start).dt.truncate(every(freq))).item()
     _, last = _span(pl.Series([end], dtype=pl.Date), freq)
-    avg = _municipality_average(st, first, last, freq, rounded)
+    _, avg = _open_store_days(st, first, last, freq, rounded)
     grid = (
         pop.select(pl.col("municipality").cast(pl.String))
         .unique()

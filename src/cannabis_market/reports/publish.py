@@ -31,11 +31,13 @@ from typing import Any
 import polars as pl
 
 from cannabis_market import format as F
+from cannabis_market.data.aggregate import period_expr
 from cannabis_market.data.disclosure import FLAG_COLUMN as FLAG
 from cannabis_market.data.disclosure import MAX_SHARE_COLUMN as MAX_SHARE
 from cannabis_market.data.disclosure import N_STORES_COLUMN as N_STORES
 from cannabis_market.data.disclosure import TOP2_COLUMN as TOP2
 from cannabis_market.data.disclosure import cell_is_safe, cell_stats, secondary_flags, suppress_cells
+from cannabis_market.data.memo import FrameMemo
 from cannabis_market.errors import InputError
 
 SIG_DIGITS = 3
@@ -306,28 +308,65 @@ def keep_private(notebook: Path, private_dir: Path) -> Path | None:
 # ------------------------------------------------------------------------------------------ breakdowns
 
 
+_CELLS = FrameMemo("selection_stats", entries=4)
+
+
 def selection_stats(
     ds: Any, by: Sequence[str], freq: str | None = None, **selection: Any
 ) -> pl.DataFrame | None:
     """Cell statistics (``n_stores``, ``max_share``, ``top2_share``) of a selection broken down by store
     attributes ``by`` (region, municipality, category) and, with ``freq`` ("month", "year"), by period
-    (column ``period``). None for aggregate datasets."""
+    (column ``period``). None for aggregate datasets.
+
+    The selection's sales are read once per process (for a loaded dataset, `Dataset.content_key`): its
+    revenue per store and month (day with ``freq="day"``) and sales column of ``by``, from which every
+    breakdown is summed."""
     rows = selection_rows(ds, **selection)
     if rows is None:
         return None
     names = rows.collect_schema().names()
     attrs = [b for b in by if b not in names]
+    stores = getattr(ds, "stores", None)
+    if attrs and stores is None:
+        raise InputError(f"breaking down by {attrs} needs the dataset's stores table")
+    trunc = {"month": "1mo", "year": "1y", "day": "1d"}[freq] if freq else None
+    own = tuple(b for b in by if b in names)
+    grain = "day" if trunc == "1d" else "month"
+
+    def per_store() -> pl.DataFrame:
+        return (
+            rows.group_by(period_expr(grain).alias("__grain"), *own, "store_id")
+            .agg(pl.col("revenue").sum())
+            .collect()
+        )
+
+    content = getattr(ds, "content_key", None)
+    content = content() if callable(content) else None
+    key = None if content is None else (content, _selection_key(selection), grain, own)
+    cells = _CELLS.get(key, per_store).lazy()
     if attrs:
-        stores = getattr(ds, "stores", None)
-        if stores is None:
-            raise InputError(f"breaking down by {attrs} needs the dataset's stores table")
-        rows = rows.join(stores.lazy().select("store_id", *attrs), on="store_id", how="left")
+        cells = cells.join(stores.lazy().select("store_id", *attrs), on="store_id", how="left")
     keys = list(by)
-    if freq:
-        trunc = {"month": "1mo", "year": "1y", "day": "1d"}[freq]
-        rows = rows.with_columns(pl.col("date").dt.truncate(trunc).alias("period"))
+    if trunc:
+        cells = cells.with_columns(pl.col("__grain").dt.truncate(trunc).alias("period"))
         keys = ["period", *keys]
-    return cell_stats(rows, keys)
+    return cell_stats(cells, keys)
+
+
+def _selection_key(selection: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The rows `selection_rows` keeps, as a key: 'all' for no filter, dates parsed."""
+
+    def one(name: str) -> Any:
+        v = selection.get(name)
+        return "all" if v in (None, "", "all") else v
+
+    return (
+        one("region"),
+        one("category"),
+        one("municipality"),
+        _date(selection.get("start")),
+        _date(selection.get("end")),
+    )
 
 
 def protect_breakdown(

@@ -19,7 +19,7 @@ from cannabis_market.analysis.growth._common import (
     _to_month,
 )
 from cannabis_market.analysis.inference import FEResult, fe_ols
-from cannabis_market.data.panels import store_period_panel
+from cannabis_market.data.panels import dataset_panel
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_num, fmt_pct
 from cannabis_market.theme import BAND, PALETTE
@@ -32,12 +32,11 @@ def store_month_panel(ds: Any) -> pl.DataFrame:
     store itself was open that month (a neighbour opening mid-month counts for the days it traded; with
     monthly data, where only the opening month is known, it counts half in that month); `partial` marks
     months the store traded only in part. See data/README.md, "Store panel".
+
+    Worked out once per process for a loaded dataset (`data.panels.dataset_panel`), so the saturation
+    and cannibalization steps share it: the frame is shared, do not modify it in place.
     """
-    stores = getattr(ds, "stores", None)
-    sales = getattr(ds, "sales", None)
-    if stores is None or sales is None:
-        raise InputError("dataset: store-level sales and a stores table are needed for the store panel")
-    return store_period_panel(sales, stores, "monthly")
+    return dataset_panel(ds, "monthly")
 
 
 def add_competitors(panel: pl.DataFrame | pl.LazyFrame, within: str | None = "municipality") -> pl.DataFrame:

@@ -28,7 +28,7 @@ from cannabis_market.analysis.pricing._base import (
 from cannabis_market.analysis.pricing.margin import DEFAULT_WHOLESALE_PER_G, wholesale_path
 from cannabis_market.data import aggregate as A
 from cannabis_market.data.aggregate import price_per_g_expr
-from cannabis_market.data.panels import store_period_panel
+from cannabis_market.data.panels import dataset_panel, store_period_panel
 from cannabis_market.dates import to_date
 from cannabis_market.errors import InputError
 
@@ -157,9 +157,9 @@ def price_inputs(
             f"category {category!r} has no sales in this window/region; available: {sorted(cats)}"
         )
     by_cat = price_table(sales, by=("category",))
-    one = sales.filter(pl.col("category") == category)
     prices = by_cat.filter(pl.col("category") == category).drop("category")  # no second pass over sales
-    panel = store_period_prices(one, stores)
+    # the category's rows of `sales` against every store (= store_period_prices), once per process
+    panel = dataset_panel(ds.subset("all", s, e), region=region, category=category)
     return PriceInputs(
         prices=prices,
         panel=panel,
