@@ -2,8 +2,8 @@
 
 Compared side by side in one run, on the same dataset and the same four notebooks:
 
-* **cold build**: ``cannabis-market report --jobs 2`` into an empty folder (warm kernels: started ahead with
-  the imports done), vs the same notebooks run one after another with plain ``papermill`` + ``jupyter
+* **cold build**: ``cannabis-market report --jobs 2`` into an empty folder (warm kernels: forked from one
+  fork server that did the imports), vs the same notebooks run one after another with plain ``papermill`` + ``jupyter
   nbconvert --to html --no-input`` (target <= 0.30x); the same build with ``--no-warm`` is reported too;
 * **no-op rebuild**: the same command again, nothing changed (target <= 0.01x of papermill + nbconvert);
 * **one changed parameter**: ``-p`` on one notebook re-runs only that report (checked: exactly one run);
@@ -401,10 +401,10 @@ def run(quick: bool = False) -> dict:
             "ours embed the Vega bundle (~0.9 MB) once per page.",
             "The builds run two notebooks at a time (--jobs 2) on the machine's 2 cores; the baselines run "
             "them one after another, as a scheduled papermill script would.",
-            "Warm kernels: the next run's papermill process and kernel are started, and polars, statsmodels, "
-            "altair, scipy and the analysis modules imported, while the current run executes "
-            "(src/cannabis_market/reports/kernels.py); --no-warm is the previous, cold path. One idle warm "
-            "kernel is kept ahead (CM_REPORT_WARM_SPARES); it costs ~0.4-0.8 GB in the memory figure.",
+            "Warm kernels: one fork server per build imports polars, statsmodels, altair, scipy, papermill, "
+            "nbconvert and the analysis modules once; each run's worker and kernel are forks of it and the "
+            "worker renders its page (src/cannabis_market/reports/forkserver.py); --no-warm is the cold path. "
+            "One idle forked kernel is kept ahead (CM_REPORT_WARM_SPARES).",
             "The first-cell split is measured in a fresh process per report (imports, load_dataset, the "
             "analysis call), so it includes no kernel overhead; the warm first cell is load + analysis.",
             "Peak memory is sampled every 0.2 s over the command and all its processes (supervisor, fork "
