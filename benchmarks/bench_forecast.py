@@ -32,7 +32,13 @@ from typing import Any
 
 from _common import REPO, comparison
 
-REAL = REPO.parent / "shared" / "data" / "real"
+SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+# the source copies beside the checkout when present, else the snapshot committed in data/public (offline)
+REAL = (
+    SHARED_REAL
+    if (SHARED_REAL / "statcan_20100056_cannabis_retailers_monthly_by_province.csv").is_file()
+    else REPO / "data" / "public"
+)
 STATCAN = "statcan_20100056_cannabis_retailers_monthly_by_province.csv"
 WA = "washington_lcb_retail_sales_by_license_monthly_2017-2021.xlsx"
 CO = "colorado_monthly_revenue_2014-2021.xlsx"
