@@ -218,7 +218,7 @@ def market_overview(
         sales = sales.filter(pl.col("date") >= start_d)
     if end_d:
         sales = sales.filter(pl.col("date") <= end_d)
-    sales = A.store_period_totals(sales, "month", by=["category"]).collect().lazy()  # one pass, shared below
+    sales = A.collect_store_period_totals(sales, "month", by=["category"]).lazy()  # one pass, shared below
     with_region = A.with_store_attrs(sales, stores, ["region"])
     with_year = sales.with_columns(pl.col("period").dt.year().alias("year"))
     # every table below and the two largest stores' share of each of its cells, from the shared frame,
