@@ -6,6 +6,11 @@ folder), "after" is the working tree; each measurement runs in a fresh process w
 ``market_overview``, importing ``analysis.overview`` (time, and whether altair / pandera were loaded),
 and ``cannabis-market impact`` on a 100-row CSV against the bare import floor
 ``python -c "import polars, statsmodels.api"``. Figures of both trees must agree to 1e-9 (relative).
+
+The polars-heavy steps of the report notebooks (issue #16) are measured against ``STEPS_BEFORE_REV``
+(main before that work), each in a fresh process on the selection the notebooks default to: the store
+panel as the growth notebook asks for it (saturation, then cannibalization), the three contributor
+breakdowns of ``publish.protect_saturation``, ``price_inputs`` and ``price_table``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,13 @@ from _common import REPO, BenchError, comparison
 from _synth import DATA_DIR as DATA
 
 BEFORE_REV = "78e5158"  # main before this work (alternating projections, eager altair theme)
+STEPS_BEFORE_REV = "008de17"  # main before issue #16 (store panel computed per step, rescans per breakdown)
+HEAVY = {  # child step -> budget in seconds (None: reported only)
+    "store_panel_twice": 1.0,
+    "protect_saturation_stats": None,
+    "price_inputs": None,
+    "price_table": None,
+}
 REPS = 3  # fresh processes per CLI timing (1 in quick mode)
 
 CHILD = r"""
@@ -33,6 +45,7 @@ def cpu():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 what, path = sys.argv[1], sys.argv[2]
+HEAVY = ("store_panel_twice", "protect_saturation_stats", "price_inputs", "price_table")
 out = {}
 if what == "import":
     import cannabis_market.analysis.overview  # noqa: F401
@@ -50,6 +63,25 @@ else:
             s = outage.outage_event_study(ds, by=by)
             figs += [s.lost_sales, s.lost_sales_lo, s.lost_sales_hi, s.lost_share]
             figs += s.effects["estimate"].to_list() + s.by_group["lost_sales"].to_list()
+    elif what in HEAVY:
+        from cannabis_market.analysis import growth, pricing
+        from cannabis_market.reports import publish
+        sel = {"region": "all", "start": "2019-04-01", "end": "2024-12-31"}
+        sub = ds.subset(**sel)
+        t, c = time.perf_counter(), cpu()
+        if what == "store_panel_twice":  # saturation, then cannibalization, ask for the same panel
+            p = [growth.store_month_panel(sub) for _ in range(2)][-1]
+            figs = [p.height] + [float(p[k].sum()) for k in ("revenue", "competitors", "log1p_competitors")]
+        elif what == "protect_saturation_stats":
+            figs = []
+            for by, freq in ((["region"], None), (["region"], "month"), (["municipality"], None)):
+                st = publish.selection_stats(ds, by, freq=freq, **sel)
+                figs += [st.height] + [float(st[k].sum()) for k in ("n_stores", "max_share", "top2_share")]
+        elif what == "price_inputs":
+            inp = pricing.price_inputs(ds, category="dried_flower", **sel)
+            figs = inp.prices["price_per_g"].to_list() + [float(inp.panel["competitors"].sum())]
+        else:
+            figs = pricing.price_table(sub.sales)["price_per_g"].to_list()
     else:
         from cannabis_market.analysis.overview import market_overview
         t, c = time.perf_counter(), cpu()
@@ -171,6 +203,40 @@ def run(quick: bool = False) -> dict:
                     baseline_label="budget",
                 )
             )
+        steps_before = _tree(STEPS_BEFORE_REV, Path(td) / "steps") if not quick else after
+        for what, target in HEAVY.items():
+            a = _child(after, what, dataset)
+            b = _child(steps_before, what, dataset) if not quick else a
+            if not _agree(b["figures"], a["figures"]):
+                raise BenchError(
+                    f"steps: {what} figures differ between {STEPS_BEFORE_REV} and the working tree"
+                )
+            rows.append([what, b["seconds"], a["seconds"], b["cpu_seconds"], a["cpu_seconds"]])
+            comps.append(
+                comparison(
+                    f"{what}: after / before {STEPS_BEFORE_REV} (CPU)",
+                    a["cpu_seconds"],
+                    b["cpu_seconds"],
+                    round(a["cpu_seconds"] / b["cpu_seconds"], 3),
+                    "(info)",
+                    None,
+                    unit="s",
+                    baseline_label="before",
+                )
+            )
+            if target is not None:
+                comps.append(
+                    comparison(
+                        f"{what}: after vs {target:g} s budget",
+                        a["seconds"],
+                        target,
+                        round(a["seconds"] / target, 3),
+                        "<= 1" if not quick else "(info: quick size)",
+                        a["seconds"] <= target if not quick else None,
+                        unit="s",
+                        baseline_label="budget",
+                    )
+                )
         imp_a = _child(after, "import", dataset)
         imp_b = _child(before, "import", dataset) if not quick else imp_a
         figures["import analysis.overview loads altair (before / after)"] = (
@@ -223,14 +289,18 @@ def run(quick: bool = False) -> dict:
         "comparisons": comps,
         "tables": [
             {
-                "title": f"Before ({BEFORE_REV}) and after, each in a fresh process (seconds of the step itself)",
+                "title": (
+                    f"Before ({BEFORE_REV}; the heavy report steps: {STEPS_BEFORE_REV}) and after, each in a "
+                    "fresh process (seconds of the step itself)"
+                ),
                 "columns": ["step", "before s", "after s", "before CPU s", "after CPU s"],
                 "rows": [[r[0], *[None if v is None else round(v, 2) for v in r[1:]]] for r in rows],
             }
         ],
         "notes": [
             "Event study figures (totals, intervals, daily effects, by-region totals) and overview figures "
-            "of both trees agree to 1e-9 relative (checked).",
+            "of both trees agree to 1e-9 relative (checked); so do the heavy steps' figures (panel sums, "
+            "contributor counts and shares, price series).",
             "Wall times on a shared 2-core machine drift with the load; CPU seconds are steadier.",
         ],
     }

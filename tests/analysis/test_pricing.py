@@ -9,6 +9,7 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from cannabis_market.analysis import pricing as P
 from cannabis_market.errors import InputError
@@ -320,6 +321,35 @@ def test_price_table_is_sales_weighted_and_joins_region():
     row = t.filter((pl.col("category") == "dried_flower") & (pl.col("region") == "R1"))
     assert row["price_per_g"][0] == pytest.approx((100 + 90 + 50) / (10 + 10 + 5))
     assert set(t.columns) >= {"period", "category", "region", "revenue", "grams", "price_per_g"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},  # clean: the same table
+        {"grams": [None, 10.0, 5.0, 3.0, 2.0, None, 1.0, 1.0]},  # null grams dropped
+        {"revenue": [0.0, 90.0, 50.0, 30.0, None, 40.0, 20.0, 15.0], "grams": [0.0] + [10.0] * 7},  # no sales
+        {"grams": [10.0, -1.0, 5.0, 3.0, 2.0, 0.0, 1.0, 1.0]},  # grams <= 0
+        {"revenue": [100.0, -5.0, 50.0, 30.0, 40.0, 40.0, 20.0, 15.0]},  # revenue <= 0
+        {"revenue": [100.0, float("nan"), 50.0, 30.0, 40.0, float("inf"), 20.0, 15.0]},  # non-finite
+        {"grams": [None] * 8},  # every gram missing
+    ],
+)
+def test_price_table_one_lazy_pass_keeps_the_row_rules_of_with_price(change):
+    """Typed dates take the lazy one-pass path, ISO text the eager with_price path: same table or
+    the same error, whatever the rows."""
+    sales, _ = _tiny_sales()
+    sales = sales.with_columns(*[pl.Series(k, v, dtype=pl.Float64) for k, v in change.items()])
+    as_text = sales.with_columns(pl.col("date").cast(pl.String))
+    try:
+        want = P.price_table(as_text, freq="weekly")
+    except InputError as e:
+        with pytest.raises(InputError) as got:
+            P.price_table(sales.lazy(), freq="weekly")
+        assert str(got.value) == str(e)
+        return
+    assert_frame_equal(P.price_table(sales.lazy(), freq="weekly"), want, rel_tol=1e-12)
+    assert_frame_equal(P.price_table(sales, freq="weekly"), want, rel_tol=1e-12)
 
 
 def test_store_period_prices_averages_competition_over_days():

@@ -123,3 +123,23 @@ def test_openings_closures_add_up(stores):
     oc = A.openings_closures(stores.lazy(), "week")
     prev = oc["stores_open"].shift(1).fill_null(0)
     assert (oc["stores_open"] == prev + oc["openings"] - oc["closures"]).all()
+
+
+@pytest.mark.parametrize("freq", ["day", "week", "month", "quarter", "year"])
+def test_period_lookup_equals_truncation_even_beyond_its_table(freq):
+    """period_key looks dates up in a LOOKUP_DAYS table from the first date; dates past it (here a
+    century later, some of them period starts) are detected and grouped again by truncation."""
+    near = [dt.date(2000, 1, 15), dt.date(2000, 2, 29), None, dt.date(2040, 12, 31)]
+    far = [dt.date(2100, 1, 1), dt.date(2100, 3, 10), dt.date(2100, 3, 1)]
+    for dates in (near, near + far, far[:1] + near):
+        lf = pl.LazyFrame({"date": dates, "k": ["a", "b"] * (len(dates) // 2) + ["a"] * (len(dates) % 2)})
+        lf = lf.with_columns(v=pl.int_range(pl.len()))
+        want = lf.group_by(A.period_expr(freq), "k").agg(pl.col("v").sum()).collect().sort("period", "k")
+        got = A.collect_by_period(lf, freq, ["k"], [pl.col("v").sum()]).sort("period", "k")
+        assert got.equals(want)
+
+    def lookup_exact(dates: list) -> bool:
+        return A.periods_exact(pl.select(pl.Series("date", dates)).select(A.period_key(freq))["period"], freq)
+
+    assert lookup_exact(near)
+    assert lookup_exact(near + far) == (freq == "day")  # 2100-03-10 is kept as is: not a period start

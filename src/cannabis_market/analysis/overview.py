@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from cannabis_market.data import aggregate as A
-from cannabis_market.data.disclosure import TOP2_COLUMN, cell_stats, suppress_cells
+from cannabis_market.data.disclosure import TOP2_COLUMN, cell_stats_query, suppress_cells
 from cannabis_market.data.loader import Dataset
 from cannabis_market.errors import InputError
 from cannabis_market.format import currency_symbol, fmt_cad, fmt_date, fmt_num, label
@@ -218,8 +218,23 @@ def market_overview(
         sales = sales.filter(pl.col("date") >= start_d)
     if end_d:
         sales = sales.filter(pl.col("date") <= end_d)
-    sales = A.store_period_totals(sales, "month", by=["category"]).collect().lazy()  # one pass, shared below
-    monthly = A.market_totals(sales, "month").collect()
+    sales = A.collect_store_period_totals(sales, "month", by=["category"]).lazy()  # one pass, shared below
+    with_region = A.with_store_attrs(sales, stores, ["region"])
+    with_year = sales.with_columns(pl.col("period").dt.year().alias("year"))
+    # every table below and the two largest stores' share of each of its cells, from the shared frame,
+    # collected together
+    tables = [
+        A.market_totals(sales, "month"),
+        A.market_totals(sales, None, by=["region"], stores=stores),
+        A.market_totals(sales, "year", by=["category"]),
+        A.market_totals(sales, None),
+    ]
+    cells = [["period"], ["region"], ["year", "category"], []]
+    top2 = [
+        cell_stats_query(rows, keys).select(*keys, TOP2_COLUMN)
+        for rows, keys in zip([sales, with_region, with_year, sales], cells, strict=True)
+    ]
+    monthly, by_region, cats, window, *top2 = pl.collect_all([*tables, *top2])
     if monthly.height == 0:
         raise InputError(
             f"no sales between {start_d or 'the start'} and {end_d or 'the end'} for region {region!r}"
@@ -235,40 +250,31 @@ def market_overview(
         .with_columns((pl.col("revenue") / pl.col("n_stores")).alias("revenue_per_store"))
         .drop("period_end")
     )
-    by_region = (
-        A.market_totals(sales, None, by=["region"], stores=stores).collect().sort("revenue", descending=True)
-    )
-    cats = (
-        A.market_totals(sales, "year", by=["category"])
-        .collect()
-        .with_columns(
-            pl.col("period").dt.year().alias("year"),
-            (pl.col("revenue") / pl.col("revenue").sum().over("period")).alias("share"),
-        )
-        .select("year", "category", "revenue", "share", "n_stores", "max_share")
-    )
-    window = A.market_totals(sales, None).collect()
+    by_region = by_region.sort("revenue", descending=True)
+    cats = cats.with_columns(
+        pl.col("period").dt.year().alias("year"),
+        (pl.col("revenue") / pl.col("revenue").sum().over("period")).alias("share"),
+    ).select("year", "category", "revenue", "share", "n_stores", "max_share")
     # every month, region and category-year is a cell; the regions add up to the headline total, the
     # months to the window total and the categories to each year's total, so each set gets secondary
     # suppression (a lone hidden cell would be the shown total minus the shown cells)
-    with_region = A.with_store_attrs(sales, stores, ["region"])
     rule = {"min_stores": min_stores, "dominance": dominance, "dominance2": dominance2, "margin": True}
     monthly = suppress_cells(
-        _with_top2(monthly, sales, ["period"]),
+        _with_top2(monthly, top2[0], ["period"]),
         ["revenue", "grams", "revenue_per_store"],
         **rule,
         disjoint=False,
     )
-    by_region = suppress_cells(_with_top2(by_region, with_region, ["region"]), ["revenue", "grams"], **rule)
+    by_region = suppress_cells(_with_top2(by_region, top2[1], ["region"]), ["revenue", "grams"], **rule)
     cats = suppress_cells(
-        _with_top2(cats, sales.with_columns(pl.col("period").dt.year().alias("year")), ["year", "category"]),
+        _with_top2(cats, top2[2], ["year", "category"]),
         ["revenue", "share"],
         **rule,
         groups=["year"],
         disjoint=False,
     )
     window = suppress_cells(
-        _with_top2(window, sales, []), ["revenue"], min_stores, dominance, dominance2=dominance2
+        _with_top2(window, top2[3], []), ["revenue"], min_stores, dominance, dominance2=dominance2
     )
     last = monthly.tail(1).row(0, named=True)
     total = window["revenue"][0]
@@ -288,9 +294,9 @@ def market_overview(
     )
 
 
-def _with_top2(frame: pl.DataFrame, rows: pl.LazyFrame, keys: list[str]) -> pl.DataFrame:
-    """`frame` with the two largest stores' share of each cell (from store-level `rows`) joined on."""
-    top2 = cell_stats(rows, keys).select(*keys, TOP2_COLUMN)
+def _with_top2(frame: pl.DataFrame, top2: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """`frame` with the two largest stores' share of each cell (`top2`, from `cell_stats` of the cells'
+    store-level rows) joined on."""
     if not keys:
         return frame.with_columns(pl.lit(top2[TOP2_COLUMN][0] if top2.height else 1.0).alias(TOP2_COLUMN))
     return frame.join(top2, on=keys, how="left")

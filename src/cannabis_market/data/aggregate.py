@@ -34,6 +34,50 @@ def period_expr(freq: str, col: str = "date") -> pl.Expr:
     return pl.col(col).dt.truncate(every(freq)).alias("period")
 
 
+LOOKUP_DAYS = 1 << 14
+"""Days (about 45 years) of the period table `period_key` looks dates up in."""
+
+
+def period_key(freq: str, col: str = "date") -> pl.Expr:
+    """`period_expr` for a group-by key, by looking each date up in a table of the periods of the
+    LOOKUP_DAYS days from the column's first date: a gather per row instead of a calendar truncation
+    (several times cheaper on millions of rows). A date beyond the table keeps its own value, so the
+    keys are exact exactly when every resulting period is a period start (`periods_exact`); otherwise
+    group again with `period_expr` (`collect_by_period` does both)."""
+    c = pl.col(col)
+    first = c.min().fill_null(dt.date(1970, 1, 1))
+    table = pl.date_range(first, first + pl.duration(days=LOOKUP_DAYS - 1), "1d").dt.truncate(every(freq))
+    day = c.cast(pl.Int32) - first.cast(pl.Int32)
+    return (
+        pl.when(day < LOOKUP_DAYS)
+        .then(table.gather(day.clip(0, LOOKUP_DAYS - 1)))
+        .otherwise(c)
+        .alias("period")
+    )
+
+
+def period_key_of(lf: pl.LazyFrame, freq: str, col: str = "date") -> pl.Expr:
+    """`period_key` when `col` of `lf` holds dates (pl.Date), else `period_expr` (datetimes, text)."""
+    return period_key(freq, col) if lf.collect_schema()[col] == pl.Date else period_expr(freq, col)
+
+
+def periods_exact(periods: pl.Series, freq: str) -> bool:
+    """True when every period key from `period_key` is a period start, i.e. no date fell beyond its
+    table (a date beyond it that is itself a period start is its own, correct key)."""
+    return bool((periods.dt.truncate(every(freq)) == periods).all())
+
+
+def collect_by_period(
+    lf: pl.LazyFrame, freq: str, keys: Sequence[str], aggs: Sequence[pl.Expr]
+) -> pl.DataFrame:
+    """`lf` grouped by `period` (of `date`) and `keys`, aggregated with `aggs` and collected, the period
+    from `period_key` (exact; grouped again with `period_expr` when the dates span more than its table)."""
+    out = lf.group_by(period_key_of(lf, freq), *keys).agg(*aggs).collect()
+    if periods_exact(out["period"], freq):
+        return out
+    return lf.group_by(period_expr(freq), *keys).agg(*aggs).collect()
+
+
 def with_store_attrs(
     sales: pl.LazyFrame, stores: pl.LazyFrame, attrs: Sequence[str] = STORE_ATTRS
 ) -> pl.LazyFrame:
@@ -114,6 +158,17 @@ def store_period_totals(
     names = lf.collect_schema().names()
     vals = ["revenue", *(["grams"] if "grams" in names else [])]
     return lf.group_by(period_expr(freq), *by, "store_id").agg(pl.col(vals).sum())
+
+
+def collect_store_period_totals(
+    sales: pl.LazyFrame, freq: str = "month", by: Sequence[str] = ("category",)
+) -> pl.DataFrame:
+    """`store_period_totals` collected, its periods looked up (`collect_by_period`) rather than
+    truncated row by row."""
+    lf = _lazy(sales)
+    names = lf.collect_schema().names()
+    vals = ["revenue", *(["grams"] if "grams" in names else [])]
+    return collect_by_period(lf, freq, [*by, "store_id"], [pl.col(vals).sum()])
 
 
 def stores_open_on(

@@ -38,6 +38,16 @@ def cell_stats(
 
     A group whose total is not positive while some store has a non-zero value cannot be assessed: its
     shares are 1 (so it is suppressed)."""
+    return cell_stats_query(rows, keys, value, store_col).collect()
+
+
+def cell_stats_query(
+    rows: pl.LazyFrame | pl.DataFrame,
+    keys: Sequence[str],
+    value: str = "revenue",
+    store_col: str = "store_id",
+) -> pl.LazyFrame:
+    """`cell_stats` as a LazyFrame, to collect with sibling queries (`pl.collect_all`)."""
     lf = rows.lazy() if isinstance(rows, pl.DataFrame) else rows
     keys = list(keys)
     per_store = lf.group_by([*keys, store_col]).agg(pl.col(value).sum().alias("__v"))
@@ -59,7 +69,7 @@ def cell_stats(
         )
 
     out = out.with_columns(share("__t1").alias(MAX_SHARE_COLUMN), share("__t2").alias(TOP2_COLUMN))
-    out = out.select([*keys, value, N_STORES_COLUMN, MAX_SHARE_COLUMN, TOP2_COLUMN]).collect()
+    out = out.select([*keys, value, N_STORES_COLUMN, MAX_SHARE_COLUMN, TOP2_COLUMN])
     return out.sort(keys, nulls_last=True) if keys else out
 
 

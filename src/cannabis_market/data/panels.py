@@ -25,7 +25,13 @@ from typing import Any
 
 import polars as pl
 
-from cannabis_market.data.aggregate import filter_region, price_per_g_expr
+from cannabis_market.data.aggregate import (
+    filter_region,
+    period_expr,
+    period_key_of,
+    periods_exact,
+    price_per_g_expr,
+)
 from cannabis_market.data.memo import FrameMemo
 from cannabis_market.dates import date_column, every, frequency
 from cannabis_market.errors import InputError
@@ -222,13 +228,12 @@ def store_period_panel(
     if has_grams:
         vals.append(pl.col("grams").cast(pl.Float64).sum())
     keys = ["period", "store_id", *by]
-    grouped = (
-        s.with_columns(pl.col("store_id").cast(pl.String), period=pl.col("date").dt.truncate(every(freq)))
-        .group_by(keys)
-        .agg(*vals)
-    )
+    s = s.with_columns(pl.col("store_id").cast(pl.String))
+    grouped = s.group_by(period_key_of(s, freq), *keys[1:]).agg(*vals)  # exact unless not periods_exact
     last_day = s.select(pl.col("date").unique().dt.day().max())  # 1: every sales date is a 1st
     panel, last_day = pl.collect_all([grouped, last_day])
+    if not periods_exact(panel["period"], freq):
+        panel = s.group_by(period_expr(freq), *keys[1:]).agg(*vals).collect()
     if panel.height == 0:
         raise InputError("sales: no rows, so there is no store panel")
     st = _stores(stores)

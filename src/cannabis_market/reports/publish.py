@@ -31,7 +31,7 @@ from typing import Any
 import polars as pl
 
 from cannabis_market import format as F
-from cannabis_market.data.aggregate import period_expr
+from cannabis_market.data.aggregate import collect_by_period
 from cannabis_market.data.disclosure import FLAG_COLUMN as FLAG
 from cannabis_market.data.disclosure import MAX_SHARE_COLUMN as MAX_SHARE
 from cannabis_market.data.disclosure import N_STORES_COLUMN as N_STORES
@@ -334,11 +334,8 @@ def selection_stats(
     grain = "day" if trunc == "1d" else "month"
 
     def per_store() -> pl.DataFrame:
-        return (
-            rows.group_by(period_expr(grain).alias("__grain"), *own, "store_id")
-            .agg(pl.col("revenue").sum())
-            .collect()
-        )
+        by_grain = collect_by_period(rows, grain, [*own, "store_id"], [pl.col("revenue").sum()])
+        return by_grain.rename({"period": "__grain"})
 
     content = getattr(ds, "content_key", None)
     content = content() if callable(content) else None

@@ -73,6 +73,55 @@ def positive(df: pl.DataFrame, col: str, where: str, what: str = "prices") -> pl
     return df
 
 
+def price_row_counts(revenue: str = "revenue", grams: str = "grams") -> list[pl.Expr]:
+    """The row counts `with_price` checks, as one aggregate over Float64 `revenue` and `grams`: rows,
+    null_grams, null_revenue (grams known), no_sales (both 0), kept (the rows a price comes from) and,
+    among the kept rows, bad_grams (<= 0), bad_revenue (<= 0), bad_finite (NaN or infinity)."""
+    r, g = pl.col(revenue), pl.col(grams)
+    keep = price_rows(revenue, grams)
+    return [
+        pl.len().alias("rows"),
+        g.is_null().sum().alias("null_grams"),
+        (g.is_not_null() & r.is_null()).sum().alias("null_revenue"),
+        (g.is_not_null() & r.is_not_null() & (r == 0) & (g == 0)).sum().alias("no_sales"),
+        keep.sum().alias("kept"),
+        (keep & (g <= 0)).sum().alias("bad_grams"),
+        (keep & (r <= 0)).sum().alias("bad_revenue"),
+        (keep & (~r.is_finite() | ~g.is_finite())).sum().alias("bad_finite"),
+    ]
+
+
+def price_rows(revenue: str = "revenue", grams: str = "grams") -> pl.Expr:
+    """Rows that carry a price: grams and revenue reported, and not both 0."""
+    r, g = pl.col(revenue), pl.col(grams)
+    return g.is_not_null() & r.is_not_null() & ~((r == 0) & (g == 0))
+
+
+def check_price_rows(counts: dict[str, int], where: str) -> dict[str, int]:
+    """Raise the InputError `with_price` documents for the counts of `price_row_counts`; otherwise the
+    counts of dropped rows (null_grams, null_revenue, no_sales; only those that are not 0)."""
+    rows, kept = counts["rows"], counts["kept"]
+    if rows == 0:
+        raise InputError(f"{where}: no rows")
+    if counts["null_grams"] == rows:
+        raise InputError(
+            f"{where}: column 'grams' is empty (all {rows} values are null); price per gram needs grams sold"
+        )
+    if counts["bad_grams"]:
+        raise InputError(
+            f"{where}: column 'grams' must be > 0 where a price per gram is computed; "
+            f"{counts['bad_grams']} row(s) of {kept} have grams <= 0 (with revenue != 0)"
+        )
+    if counts["bad_revenue"]:
+        raise InputError(
+            f"{where}: zero or negative price per gram: {counts['bad_revenue']} row(s) of {kept} have "
+            "revenue <= 0 with grams > 0 (column 'revenue' must be > 0)"
+        )
+    if counts["bad_finite"]:
+        raise InputError(f"{where}: {counts['bad_finite']} row(s) with non-finite revenue or grams")
+    return {k: counts[k] for k in ("null_grams", "null_revenue", "no_sales") if counts[k]}
+
+
 def with_price(df: pl.DataFrame, where: str, need_grams: bool = True) -> tuple[pl.DataFrame, dict[str, int]]:
     """Add `price_per_g` = revenue / grams after checking the inputs; returns (frame, dropped-row counts).
 
@@ -80,46 +129,12 @@ def with_price(df: pl.DataFrame, where: str, need_grams: bool = True) -> tuple[p
     are dropped as they carry no price. Anything else that would give a zero, negative or undefined price
     is an InputError naming the rule and the count.
     """
-    notes: dict[str, int] = {}
     if "grams" not in df.columns and not need_grams and "price_per_g" in df.columns:
-        return positive(df, "price_per_g", where), notes
+        return positive(df, "price_per_g", where), {}
     require(df, ["revenue", "grams"], where)
     df = df.with_columns(pl.col("revenue").cast(pl.Float64), pl.col("grams").cast(pl.Float64))
-    n_null = int(df["grams"].is_null().sum())
-    if df.height == 0:
-        raise InputError(f"{where}: no rows")
-    if n_null == df.height:
-        raise InputError(
-            f"{where}: column 'grams' is empty (all {df.height} values are null); price per gram needs grams sold"
-        )
-    if n_null:
-        notes["null_grams"] = n_null
-        df = df.drop_nulls("grams")
-    n_rev_null = int(df["revenue"].is_null().sum())
-    if n_rev_null:
-        notes["null_revenue"] = n_rev_null
-        df = df.drop_nulls("revenue")
-    no_sales = (pl.col("revenue") == 0) & (pl.col("grams") == 0)
-    n_none = int(df.select(no_sales.sum()).item())
-    if n_none:
-        notes["no_sales"] = n_none
-        df = df.filter(~no_sales)
-    bad_g = df.filter(pl.col("grams") <= 0)
-    if bad_g.height:
-        raise InputError(
-            f"{where}: column 'grams' must be > 0 where a price per gram is computed; "
-            f"{bad_g.height} row(s) of {df.height} have grams <= 0 (with revenue != 0)"
-        )
-    bad_r = df.filter(pl.col("revenue") <= 0)
-    if bad_r.height:
-        raise InputError(
-            f"{where}: zero or negative price per gram: {bad_r.height} row(s) of {df.height} have "
-            "revenue <= 0 with grams > 0 (column 'revenue' must be > 0)"
-        )
-    bad_f = df.filter(~pl.col("revenue").is_finite() | ~pl.col("grams").is_finite())
-    if bad_f.height:
-        raise InputError(f"{where}: {bad_f.height} row(s) with non-finite revenue or grams")
-    return df.with_columns(price_per_g_expr()), notes
+    notes = check_price_rows(df.select(price_row_counts()).row(0, named=True), where)
+    return df.filter(price_rows()).with_columns(price_per_g_expr()), notes
 
 
 def time_index(periods: pl.Series, freq: str) -> np.ndarray:

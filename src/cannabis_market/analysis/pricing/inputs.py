@@ -19,7 +19,10 @@ import polars as pl
 from cannabis_market.analysis.pricing._base import (
     as_date,
     check_freq,
+    check_price_rows,
     currency_symbol,
+    price_row_counts,
+    price_rows,
     require,
     to_frame,
     trunc,
@@ -44,30 +47,51 @@ def price_table(
     `sales` has date, store_id, revenue, grams (and category). Columns of `by` that are not in sales
     (region, municipality, chain) are joined from `stores`. Rows with null grams are left out; rows with no
     sales are dropped. Returns period, *by, revenue, grams, price_per_g sorted by period.
+
+    Dates already typed as dates take one lazy pass: the row checks of `with_price` (same errors) are
+    collected with the sums by day and `by`, which are then summed by period (one truncation a day, not
+    a row). Dates as text are parsed by `dates.date_column` on the collected rows.
     """
     where = "price_table"
     check_freq(freq)
-    df = to_frame(sales, where)
-    require(df, ["date"], where)
+    if not isinstance(sales, pl.DataFrame | pl.LazyFrame):
+        to_frame(sales, where)  # its InputError
+    lf = sales.lazy()
+    require(_columns(lf), ["date"], where)
     by = list(by)
-    extra = [c for c in by if c not in df.columns]
+    extra = [c for c in by if c not in lf.collect_schema().names()]
     if extra:
         if stores is None:
             raise InputError(f"{where}: column(s) {extra} are not in sales; pass `stores` to join them")
         st = to_frame(stores, where)
         require(st, ["store_id", *extra], f"{where} (stores)")
-        require(df, ["store_id"], where)
-        df = df.join(st.select("store_id", *extra), on="store_id", how="left")
-    df, _ = with_price(df, where)
-    df = as_date(df, "date", where)
-    out = (
-        df.with_columns(period=pl.col("date").dt.truncate(trunc(freq)))
-        .group_by(["period", *by])
+        require(_columns(lf), ["store_id"], where)
+        lf = lf.join(st.lazy().select("store_id", *extra), on="store_id", how="left")
+    dtype = lf.collect_schema()["date"]
+    if dtype != pl.Date and not isinstance(dtype, pl.Datetime):
+        df, _ = with_price(lf.collect(), where)
+        return _by_period(as_date(df, "date", where).lazy(), by, freq).collect()
+    require(_columns(lf), ["revenue", "grams"], where)
+    day = pl.col("date") if dtype == pl.Date else pl.col("date").dt.date()  # as `as_date` reads it
+    lf = lf.with_columns(pl.col("revenue").cast(pl.Float64), pl.col("grams").cast(pl.Float64), day)
+    daily = lf.filter(price_rows()).group_by("date", *by).agg(pl.col("revenue", "grams").sum())
+    counts, out = pl.collect_all([lf.select(price_row_counts()), _by_period(daily, by, freq)])
+    check_price_rows(counts.row(0, named=True), where)
+    return out
+
+
+def _columns(lf: pl.LazyFrame) -> pl.DataFrame:
+    """An empty frame with `lf`'s columns (for the column checks, which name what was found)."""
+    return pl.DataFrame(schema=lf.collect_schema())
+
+
+def _by_period(rows: pl.LazyFrame, by: list[str], freq: str) -> pl.LazyFrame:
+    return (
+        rows.group_by(pl.col("date").dt.truncate(trunc(freq)).alias("period"), *by)
         .agg(pl.col("revenue").sum(), pl.col("grams").sum())
         .with_columns(price_per_g_expr())
         .sort(["period", *by])
     )
-    return out
 
 
 def store_period_prices(
