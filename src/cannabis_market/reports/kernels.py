@@ -83,8 +83,8 @@ def usable_cores() -> int:
 def thread_limits(jobs: int) -> Iterator[dict[str, str]]:
     """While a build runs ``jobs`` kernels at once here (0: runs are elsewhere, nothing is set): each kernel's BLAS gets cores // jobs threads (at least
     one), unless the variable is set already. OpenBLAS threads spin while they wait, so two kernels each
-    running two BLAS threads on two cores are slowed many times over (measured: the event study's FE
-    fits took 22.7 CPU-s instead of 1.9 with one thread each). Set in this process's environment, which
+    running two BLAS threads on two cores are slowed many times over (measured on a loaded machine: the
+    FE fits of notebook 04's event studies took 22.7 s instead of 1.9 s with one BLAS thread). Set in this process's environment, which
     every worker, kernel and the fork server inherit; restored afterwards."""
     per_run = str(max(1, usable_cores() // max(1, jobs)))
     added = {name: per_run for name in BLAS_THREADS if name not in os.environ} if jobs > 0 else {}
