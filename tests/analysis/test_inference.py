@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cannabis_market.analysis.inference import demean, fe_ols, hac_ols, two_way_effects
+from cannabis_market.analysis.inference import crv1_realized, demean, fe_ols, hac_ols, two_way_effects
 from cannabis_market.errors import InputError
 
 
@@ -184,3 +184,32 @@ def test_cluster_codes_ignore_categories_made_elsewhere_in_the_process() -> None
     assert codes.min() == 0 and codes.max() == n_groups - 1
     fit = fe_ols(frame, "y", ["x"], fe=[], cluster="g")
     assert fit.n_clusters == n_groups
+
+
+def test_crv1_realized_drops_explained_effect_spread_only():
+    """Effects that differ by a known unit attribute: the realized-effect CRV1 matches the CRV1 of the
+    same noise without the spread; with nothing flagged it is the plain CRV1 of `fe_ols`."""
+    rng = np.random.default_rng(5)
+    n_units, n_t = 300, 20
+    unit, t = np.repeat(np.arange(n_units), n_t), np.tile(np.arange(n_t), n_units)
+    z = rng.normal(0, 1, n_units)
+    treated = np.arange(n_units) < n_units // 2
+    d = (treated[unit] & (t >= 10)).astype(float)
+    noise = rng.normal(0, 1, n_units)[unit] * 0.3 + rng.normal(0, 1, unit.size)
+    tau = 2 + 3 * z  # the spread of the treated units' effects, explained by z
+    y_het = tau[unit] * d + noise
+    y_hom = tau[treated].mean() * d + noise
+    Z = np.column_stack([np.ones(n_units), z])
+    out = {}
+    for name, y in (("het", y_het), ("hom", y_hom)):
+        df = pl.DataFrame({"y": y, "d": d, "unit": unit, "t": t})
+        res = fe_ols(df, "y", ["d"], fe=("unit", "t"), cluster="unit")
+        w = demean(df, ["y", "d"], ["unit", "t"]).to_numpy()
+        u = w[:, 0] - w[:, 1] * res.coef["d"]
+        X = w[:, 1:]
+        plain, p0 = crv1_realized(X, u, unit, np.arange(n_units), np.zeros(n_units, bool), Z)
+        assert p0 == 0 and plain[0, 0] == pytest.approx(res.vcov[0, 0], rel=1e-9)
+        out[name] = (plain[0, 0], crv1_realized(X, u, unit, np.arange(n_units), treated, Z)[0][0, 0])
+    assert out["het"][0] > 3 * out["hom"][0]  # the plain sandwich counts the spread of the effects
+    assert out["het"][1] == pytest.approx(out["hom"][0], rel=0.15)  # the realized one does not
+    assert out["hom"][1] == pytest.approx(out["hom"][0], rel=0.15)  # and changes little without it

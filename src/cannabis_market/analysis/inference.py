@@ -189,6 +189,30 @@ def demean(
     return pl.DataFrame({c: out[:, j] for j, c in enumerate(cols)})
 
 
+def within_two_way(M: np.ndarray, unit: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """Columns of `M` with unit and time effects swept out exactly (the two-way within transform).
+
+    `unit`, `time`: each row's codes 0..U-1 and 0..T-1. Unit means are
+    subtracted in one pass; the time effects (a few dozen periods) are then projected out by least squares
+    on the unit-demeaned time indicators (Frisch-Waugh), with their normal equations built from the
+    unit x time count table. This is the limit the alternating projections of `demean` iterate towards,
+    reached in one step on an unbalanced panel too.
+    """
+    n = M.shape[0]
+    ones = np.ones(n)
+    S = sparse.csr_matrix((ones, (np.arange(n), unit)))  # row -> unit indicator
+    D = sparse.csr_matrix((ones, (np.arange(n), time)))  # row -> time indicator
+    C = (S.T @ D).toarray()  # observations per unit and time
+    P = C / C.sum(axis=1, keepdims=True)  # unit means of the time indicators
+    means = S.T @ M / C.sum(axis=1)[:, None]
+    # Dw'Dw and Dw'Mw (Mw = M minus unit means), without forming Mw
+    G = np.diag(C.sum(axis=0)) - C.T @ P
+    rhs = D.T @ M - C.T @ means
+    coef = np.zeros((G.shape[0], M.shape[1]))  # the last period is the reference: the rest are identified
+    coef[:-1] = np.linalg.lstsq(G[:-1, :-1], rhs[:-1], rcond=None)[0]
+    return M - (means - P @ coef)[unit] - coef[time]
+
+
 def two_way_effects(
     y: np.ndarray, unit: np.ndarray, time: np.ndarray, tol: float = 1e-12, max_iter: int = 2000
 ) -> tuple[np.ndarray, str]:
@@ -318,6 +342,46 @@ def fe_ols(
         vcov_type=vcov if cluster else "hetero",
         demean_method=method,
     )
+
+
+def crv1_realized(
+    X: np.ndarray,
+    u: np.ndarray,
+    unit: np.ndarray,
+    cluster_of_unit: np.ndarray,
+    adjust: np.ndarray,
+    Z: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """CRV1 vcov for effects realized on the sample's own units, less conservative than the usual CRV1.
+
+    When the estimand is the effect on the treated units actually observed (e.g. the sales *these* stores
+    lost), how their effects differ from unit to unit is part of the target, not sampling error; the usual
+    sandwich still counts that spread (it sits in the treated units' residuals) and over-covers (Abadie,
+    Athey, Imbens & Wooldridge 2020). Here each flagged (`adjust`) unit's score X_i'u_i is replaced by its
+    residual from a least-squares fit on the unit attributes `Z` (rows = units; include a constant) over
+    the flagged units, scaled by sqrt(n / (n - p)) for the p fitted columns, which removes the part of the
+    effect spread the attributes explain; what they do not explain keeps the estimate conservative.
+    Scores are then summed by cluster (units nested in clusters, `cluster_of_unit`) with the same
+    G/(G-1) * (n-1)/(n-K) factor as `fe_ols`. X and u: within-transformed regressors and OLS residuals;
+    `unit`: each row's unit code 0..U-1. Returns (vcov, p); p = 0 (plain CRV1) when too few units are
+    flagged to fit Z (fewer than 2p + 2).
+    """
+    n, k = X.shape
+    xtx_inv = np.linalg.pinv(X.T @ X)
+    to_unit = sparse.csr_matrix((np.ones(n), (unit, np.arange(n))))
+    scores = np.asarray(to_unit @ (X * u[:, None]))
+    sel = np.flatnonzero(adjust)
+    p = int(np.linalg.matrix_rank(Z[sel])) if sel.size else 0
+    if p and sel.size >= 2 * p + 2:
+        fitted = Z[sel] @ np.linalg.lstsq(Z[sel], scores[sel], rcond=None)[0]
+        scores[sel] = (scores[sel] - fitted) * math.sqrt(sel.size / (sel.size - p))
+    else:
+        p = 0
+    g = int(cluster_of_unit.max()) + 1
+    by_cluster = np.zeros((g, k))
+    np.add.at(by_cluster, cluster_of_unit, scores)  # one row per unit: cheap
+    meat = by_cluster.T @ by_cluster
+    return (g / max(g - 1, 1)) * ((n - 1) / max(n - k, 1)) * xtx_inv @ meat @ xtx_inv, p
 
 
 # ------------------------------------------------------------------------------------- time series (HAC)
