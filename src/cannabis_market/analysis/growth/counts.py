@@ -28,7 +28,13 @@ def market_sales(data: Any, geo: str | None = None) -> pl.DataFrame:
         s = _series_rows(_frame(data.series, "dataset series table"), "sales", geo, "date", "market sales")
         df = s.select(period="date", revenue="value")
     elif _is_dataset(data):
-        df = _frame(data.sales, "dataset sales table").rename({"date": "period"})
+        # daily totals first: the market series needs two columns of the (large) sales table, not all of it
+        lf = data.sales.lazy()
+        have = lf.collect_schema().names()
+        missing = [c for c in ("date", "revenue") if c not in have]
+        if missing:
+            raise InputError(f"dataset sales table: missing column(s) {missing} (have {have})")
+        df = lf.group_by("date").agg(pl.col("revenue").sum()).rename({"date": "period"}).collect()
     else:
         df = _frame(data, "sales")
         if "period" not in df.columns and "date" in df.columns:

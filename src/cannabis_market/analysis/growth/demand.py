@@ -94,10 +94,15 @@ def _fc_ets(y: np.ndarray, h: int, m: int, seasonal: bool, start: dt.date) -> np
 def _fc_sarimax(y: np.ndarray, h: int, m: int, seasonal: bool, start: dt.date) -> np.ndarray:
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
+    # the error variance is concentrated out of the likelihood: the same maximum with one parameter fewer
+    # for the optimiser, 3x faster over the backtest's refits, and never a lower log-likelihood
+    # (checked on the default data, where the unconcentrated fit stopped short of it)
     if seasonal:  # the "airline" model: robust on short monthly retail series
-        mod = SARIMAX(_pd_series(y, start), order=(0, 1, 1), seasonal_order=(0, 1, 1, m))
+        mod = SARIMAX(
+            _pd_series(y, start), order=(0, 1, 1), seasonal_order=(0, 1, 1, m), concentrate_scale=True
+        )
     else:
-        mod = SARIMAX(_pd_series(y, start), order=(1, 1, 0), trend="t")
+        mod = SARIMAX(_pd_series(y, start), order=(1, 1, 0), trend="t", concentrate_scale=True)
     return np.asarray(mod.fit(disp=False).forecast(h), float)
 
 
