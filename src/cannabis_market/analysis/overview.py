@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from cannabis_market.data import aggregate as A
+from cannabis_market.data import derived
 from cannabis_market.data.disclosure import TOP2_COLUMN, cell_stats_query, suppress_cells
 from cannabis_market.data.loader import Dataset
 from cannabis_market.errors import InputError
@@ -185,6 +186,34 @@ def _as_date(x: str | dt.date | None) -> dt.date | None:
     return x if isinstance(x, dt.date) else dt.date.fromisoformat(str(x))
 
 
+def _store_months(
+    ds: Dataset,
+    region: str,
+    stores: pl.LazyFrame,
+    start: dt.date | None,
+    end: dt.date | None,
+    shared: bool = True,
+) -> pl.DataFrame:
+    """Revenue per month, category and store of `region` between `start` and `end`. A window of whole
+    months is cut from the dataset's shared store-month totals (`data.derived`: worked out once per
+    content, also across the processes of a build or a grid); any other window, or `shared=False`, is
+    summed from the rows."""
+    whole = (start is None or start.day == 1) and (end is None or A.period_end(end, "month") == end)
+    if shared and whole:
+        months = derived.store_month_totals(ds).lazy()
+        if start:
+            months = months.filter(pl.col("period") >= start)
+        if end:
+            months = months.filter(pl.col("period") <= end)
+        return A.filter_region(months, region, stores).collect()
+    sales = A.filter_region(ds.sales, region, stores)
+    if start:
+        sales = sales.filter(pl.col("date") >= start)
+    if end:
+        sales = sales.filter(pl.col("date") <= end)
+    return A.collect_store_period_totals(sales, "month", by=["category"])
+
+
 def market_overview(
     ds: Dataset,
     region: str = "all",
@@ -213,12 +242,7 @@ def market_overview(
         raise InputError(
             f"region {region!r} is not in this dataset; choose 'all' or one of {sorted(regions)}"
         )
-    sales = A.filter_region(ds.sales, region, stores)
-    if start_d:
-        sales = sales.filter(pl.col("date") >= start_d)
-    if end_d:
-        sales = sales.filter(pl.col("date") <= end_d)
-    sales = A.collect_store_period_totals(sales, "month", by=["category"]).lazy()  # one pass, shared below
+    sales = _store_months(ds, region, stores, start_d, end_d).lazy()  # one pass, shared below
     with_region = A.with_store_attrs(sales, stores, ["region"])
     with_year = sales.with_columns(pl.col("period").dt.year().alias("year"))
     # every table below and the two largest stores' share of each of its cells, from the shared frame,

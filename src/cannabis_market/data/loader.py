@@ -53,6 +53,9 @@ class Dataset:
     row_counts: dict[str, int] = field(default_factory=dict)
     selection: tuple[tuple[str, dt.date | None, dt.date | None], ...] = ()
     """The `subset` calls (region, start, end) that made this dataset from the one `load_dataset` gave."""
+    cache_key: str | None = None
+    """The typed-cache entry (`data.typed_cache`) this dataset's tables are read from; None for a subset
+    or an uncached load. Frames derived from the whole dataset may be kept beside it (`data.derived`)."""
     _tables: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
     """The table objects `load_dataset` / `subset` set, to tell when one was replaced since."""
 
@@ -472,15 +475,23 @@ def _dataset(
     first load of this content), else lazy scans of the files cast to the contract types."""
     key = _cache_key(fp)
     lazy = TC.scan_cached(key, list(files)) if use_cache else None
+    cached = lazy is not None
     if lazy is None:
         lazy = {name: scan_typed(f, name) for name, f in files.items()}
         if use_cache and TC.store(key, lazy):
             if fingerprint(folder) == fp:  # the files did not change while they were copied
-                lazy = TC.scan_cached(key, list(files)) or lazy
+                again = TC.scan_cached(key, list(files))
+                lazy, cached = again or lazy, again is not None
             else:
                 TC.discard(key)
     return Dataset(
-        path=folder, manifest=manifest, files=files, content_fingerprint=fp, row_counts=rows, **lazy
+        path=folder,
+        manifest=manifest,
+        files=files,
+        content_fingerprint=fp,
+        row_counts=rows,
+        cache_key=key if cached else None,
+        **lazy,
     )._seal()
 
 

@@ -73,6 +73,39 @@ def store(key: str, tables: dict[str, pl.LazyFrame]) -> bool:
         return False
 
 
+DERIVED = "derived"
+
+
+def read_derived(key: str, name: str) -> pl.DataFrame | None:
+    """The derived frame `name` kept beside the complete entry `key` (memory-mapped), or None."""
+    folder = cache_root() / key
+    path = folder / DERIVED / f"{name}.arrow"
+    if not enabled() or not (folder / COMPLETE).is_file() or not path.is_file():
+        return None
+    try:
+        return pl.scan_ipc(path, glob=False).collect()
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+
+
+def write_derived(key: str, name: str, frame: pl.DataFrame) -> bool:
+    """Keep `frame` as the derived frame `name` of the complete entry `key` (written to a temporary file,
+    renamed when whole, so a concurrent reader sees all of it or nothing); True on success."""
+    folder = cache_root() / key
+    if not enabled() or not (folder / COMPLETE).is_file():
+        return False
+    path = folder / DERIVED / f"{name}.arrow"
+    tmp = path.with_name(f".tmp-{name}-{os.getpid()}.arrow")
+    try:
+        path.parent.mkdir(exist_ok=True)
+        frame.write_ipc(tmp, compression="uncompressed")
+        os.replace(tmp, path)
+        return True
+    except (OSError, pl.exceptions.PolarsError):
+        tmp.unlink(missing_ok=True)
+        return False
+
+
 def discard(key: str) -> None:
     """Remove the entry `key` (e.g. its source changed while it was written)."""
     shutil.rmtree(cache_root() / key, ignore_errors=True)
