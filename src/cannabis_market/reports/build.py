@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cannabis_market.errors import InputError
-from cannabis_market.reports import kernels, layout
+from cannabis_market.reports import durations, kernels, layout
 from cannabis_market.reports.config import Config
 from cannabis_market.reports.execute import execute_run
 from cannabis_market.reports.executors import Executor, LocalExecutor
@@ -127,6 +127,7 @@ def run_reports(
             assert res is not None
             n = numbers.get(spec.label, 0)
             if res.status in layout.SUCCESS:
+                durations.record(spec, res.duration_s)  # the next build starts the longest runs first
                 say(f"[{n}/{total}] {res.status:<7} {spec.label} ({_fmt_s(res.duration_s)})")
             else:
                 first = (res.error or "").strip().splitlines()[0] if res.error else "unknown error"

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from cannabis_market.errors import InputError
+from cannabis_market.reports import durations
 from cannabis_market.reports.execute import CANCEL, execute_run
 from cannabis_market.reports.plan import RunResult, RunSpec
 
@@ -40,9 +41,11 @@ class LocalExecutor:
 
         if self.jobs == 1 or len(specs) <= 1:
             return [task(s) for s in specs]
+        order = durations.longest_first(specs)  # a long run started last would finish alone
         pool = cf.ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="cm-report")
         try:
-            return list(pool.map(task, specs))
+            done = dict(zip(order, pool.map(task, [specs[i] for i in order]), strict=True))
+            return [done[i] for i in range(len(specs))]
         except BaseException:
             CANCEL.set()  # running supervisors kill their notebooks and return promptly
             pool.shutdown(wait=True, cancel_futures=True)
@@ -86,9 +89,11 @@ class DaskExecutor:
         client, owned = self._client()
         try:
             futures = {}
-            for spec in specs:
+            order = durations.longest_first(specs)
+            for rank, i in enumerate(order):  # the scheduler starts higher priorities first
+                spec = specs[i]
                 key = f"cm-report-{spec.report}-{spec.slug}-{uuid.uuid4().hex[:6]}"
-                fut = client.submit(self.run_one, spec, key=key, pure=False)
+                fut = client.submit(self.run_one, spec, key=key, pure=False, priority=len(order) - rank)
                 futures[fut] = spec
                 on_event("start", spec, None)
             results: dict[int, RunResult] = {}
