@@ -172,3 +172,14 @@ def test_replays_the_generators_true_loss(generated):
     base = scenario_inputs(generated, demand="baseline", horizon=stop + partial)
     approx = simulate_outage_scenarios(base, [stop], partial_days=partial, partial_fill=fill).summary()
     assert approx["lost_sales"][0] == pytest.approx(total, rel=0.15)
+
+
+def test_served_share_takes_one_partial_fill_per_run_exactly_as_run_by_run():
+    rng = np.random.default_rng(4)
+    cover = rng.uniform(0, 12, (5, 30))
+    fills = rng.uniform(0.2, 0.9, 5)
+    together = served_share(cover, 4, 8, fills[:, None], horizon=14)
+    one_by_one = np.stack([served_share(cover[j], 4, 8, float(fills[j]), horizon=14) for j in range(5)])
+    assert np.array_equal(together, one_by_one)
+    with pytest.raises(ValueError, match="partial_fill"):
+        served_share(cover, 4, 8, np.array([[0.5], [1.5], [0.5], [0.5], [0.5]]))

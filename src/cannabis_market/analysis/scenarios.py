@@ -348,15 +348,8 @@ def simulate_outage_scenarios(
             h = s + partial_days
             if h == 0:
                 continue
-            if partial_fill_range is None:
-                short = 1.0 - served_share(cover, s, partial_days, partial_fill, horizon=h)
-            else:
-                short = np.stack(
-                    [
-                        1.0 - served_share(cover[j], s, partial_days, float(fills[j]), horizon=h)
-                        for j in range(m)
-                    ]
-                )
+            fill = partial_fill if partial_fill_range is None else fills[:, None]  # one per run
+            short = 1.0 - served_share(cover, s, partial_days, fill, horizon=h)
             lost = (short * dem[:, :, :h]).sum(axis=2)  # (m, n)
             lost_runs[si, start : start + m] = lost.sum(axis=1)
             ran_out = short.max(axis=2) > 1e-12

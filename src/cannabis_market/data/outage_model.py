@@ -21,16 +21,18 @@ def served_share(
     days_of_cover: np.ndarray,
     stop_days: int,
     partial_days: int,
-    partial_fill: float,
+    partial_fill: float | np.ndarray,
     horizon: int | None = None,
 ) -> np.ndarray:
     """Share of each day's demand a store can serve, shape (n_stores, horizon), day 0 = stop start.
 
     `days_of_cover` may be any array shape (..., n_stores); the day axis is appended last.
+    `partial_fill` is one fraction, or an array broadcasting against `days_of_cover` (e.g. shape (m, 1):
+    one fraction per simulated run of m).
     """
     if stop_days < 0 or partial_days < 0:
         raise ValueError("stop_days and partial_days must be >= 0")
-    if not 0.0 <= partial_fill <= 1.0:
+    if not np.all((np.asarray(partial_fill) >= 0.0) & (np.asarray(partial_fill) <= 1.0)):
         raise ValueError(f"partial_fill must be within [0, 1], got {partial_fill}")
     cover = np.maximum(np.asarray(days_of_cover, dtype=float), 0.0)
     horizon = stop_days + partial_days + 1 if horizon is None else horizon
