@@ -41,16 +41,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from cannabis_market import theme
+from cannabis_market.analysis.event_fit import _fit, _within  # noqa: F401  (_within: tests)
 from cannabis_market.analysis.event_treatment import (  # noqa: F401  (re-exported: the treatment split)
     COVER_BINS,
     no_stockout_threshold,
     treatment_frame,
     treatment_from_inventory,
 )
-from cannabis_market.analysis.inference import crv1_realized, dense_codes, fe_ols, within_two_way
 from cannabis_market.data.disclosure import suppress_cells
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_cad, fmt_date, fmt_interval, fmt_num, fmt_pct
@@ -224,168 +223,6 @@ def _complete(sd: pl.DataFrame, lo_date: dt.date, hi_date: dt.date) -> pl.DataFr
         grid.select(_STORE, _DATE)
         .join(sd, on=[_STORE, _DATE], how="left")
         .with_columns(pl.col("y").fill_null(0.0))
-    )
-
-
-def _within(M: np.ndarray, panel: pl.DataFrame) -> np.ndarray:
-    """Columns of `M` with store and date effects swept out exactly (`inference.within_two_way`)."""
-    date = (panel[_DATE] - panel[_DATE].min()).dt.total_days().to_numpy().astype(np.int64)
-    return within_two_way(M, dense_codes(panel[_STORE]), date)
-
-
-def _realized_vcov(panel: pl.DataFrame, within: np.ndarray, beta: np.ndarray, cluster: str) -> np.ndarray:
-    """Clustered vcov of the betas for the effects on the treated stores observed (`crv1_realized`).
-
-    The target is the treated stores' own realized loss, so the spread of their effects across stores is
-    not error. It is mostly explained by store size (mean pre-event sales m) and exposure d (the outage
-    model's `expected_lost_days`, else the treatment intensity): the treated stores' scores are purged of
-    their fit on (1, m, d, m * d) before the sandwich.
-    """
-    unit = dense_codes(panel[_STORE])
-    cl = unit if cluster == _STORE else dense_codes(panel[cluster])
-    d_col = pl.col("_lost_days") if "_lost_days" in panel.columns else pl.col("treat")
-    per = (
-        panel.with_columns(_unit=pl.Series(unit), _cl=pl.Series(cl))
-        .group_by("_unit")
-        .agg(
-            pl.col("_cl").first(),
-            pl.col("treat").first(),
-            d_col.first().cast(pl.Float64).alias("d"),
-            pl.col("y").filter(pl.col("rel") < 0).mean().alias("m"),
-        )
-        .sort("_unit")
-    )
-    m, d = per["m"].to_numpy(), per["d"].fill_null(float("nan")).to_numpy()
-    d = np.where(np.isfinite(d), d, per["treat"].to_numpy())
-    Z = np.column_stack([np.ones_like(m), m, d, m * d])
-    u = within[:, 0] - within[:, 1:] @ beta
-    adjust = per["treat"].to_numpy() != 0
-    return crv1_realized(within[:, 1:], u, unit, per["_cl"].to_numpy(), adjust, Z)[0]
-
-
-@dataclass
-class _Fit:
-    effects: pl.DataFrame
-    lost: float
-    lost_lo: float
-    lost_hi: float
-    lost_share: float
-    n_treated: int
-    n_control: int
-    nobs: int
-    n_clusters: int
-    pretrend_p: float
-
-
-def _fit(panel: pl.DataFrame, loss_window: tuple[int, int], cluster: str | None, alpha: float) -> _Fit:
-    """Relative-day x treatment regression on a prepared panel (store_id, date, rel, y, treat)."""
-    treat_by_store = panel.group_by(_STORE).agg(pl.col("treat").first())
-    n_treated = int((treat_by_store["treat"] != 0).sum())
-    n_control = int((treat_by_store["treat"] == 0).sum())
-    if n_treated == 0:
-        raise InputError("event study: no treated stores in the data window")
-    rel = panel["rel"].to_numpy()
-    treat = panel["treat"].to_numpy()
-    on = treat != 0
-    days = np.unique(rel[on])
-    pre = days[days < 0]
-    if pre.size == 0 or not (days >= 0).any():
-        raise InputError("event study: treated stores need observed days both before and after the event")
-    omitted = int(pre.max())
-    ks = [int(k) for k in days if k != omitted]
-    pos = {k: j for j, k in enumerate(ks)}
-    X = np.zeros((panel.height, len(ks)))
-    col = np.array([pos.get(int(r), -1) for r in range(int(rel.min()), int(rel.max()) + 1)])[rel - rel.min()]
-    rows = np.flatnonzero(on & (col >= 0))
-    X[rows, col[rows]] = treat[rows]
-    names = [f"rel_{k:+d}" for k in ks]
-    within = _within(np.column_stack([panel["y"].to_numpy().astype(np.float64), X]), panel)
-    del X
-    df = pl.DataFrame(
-        {"y": within[:, 0], **{n: within[:, j + 1] for j, n in enumerate(names)}},
-    )
-    if cluster is not None:
-        df = df.with_columns(panel[cluster])
-    res = fe_ols(df, "y", names, fe=(), cluster=cluster, alpha=alpha)  # effects already swept out
-    beta = np.array([res.coef[n] for n in names])
-    plain = cluster is None or panel[cluster].null_count() > 0  # (fe_ols dropped rows without a cluster)
-    V = res.vcov if plain else _realized_vcov(panel, within, beta, str(cluster))
-
-    # re-express against the pooled pre-event reference: theta_k = b_k - mean_{j<0} b_j (b_omitted = 0)
-    all_days = np.array(sorted([*ks, omitted]))
-    K, m = all_days.size, len(ks)
-    E = np.zeros((K, m))
-    for i, k in enumerate(all_days):
-        if k != omitted:
-            E[i, pos[int(k)]] = 1.0
-    A = E - E[all_days < 0].mean(axis=0, keepdims=True)
-    theta = A @ beta
-    Vt = A @ V @ A.T
-    V_pre = A @ res.vcov @ A.T  # the pre-trend test: plain CRV1 (no treatment effects before the event)
-    se = np.sqrt(np.clip(np.diag(Vt), 0, None))
-    q = stats.t.ppf(1 - alpha / 2, max(res.n_clusters - 1, 1))
-
-    obs = (
-        panel.filter(pl.col("treat") != 0)
-        .group_by("rel")
-        .agg(
-            n_treated=pl.col("treat").sum(),
-            mean_treated=(pl.col("y") * pl.col("treat")).sum() / pl.col("treat").sum(),
-        )
-    )
-    info = pl.DataFrame({"rel": all_days}).join(obs, on="rel", how="left").fill_null(0.0)
-    n_k = info["n_treated"].to_numpy()
-    cf = info["mean_treated"].to_numpy() - theta  # counterfactual sales per treated store-day
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pct = np.where(cf > 0, theta / cf, np.nan)
-        pct_lo = np.where(cf > 0, (theta - q * se) / cf, np.nan)
-        pct_hi = np.where(cf > 0, (theta + q * se) / cf, np.nan)
-    effects = pl.DataFrame(
-        {
-            "rel_day": all_days.astype(np.int64),
-            "estimate": theta,
-            "std_error": se,
-            "lo": theta - q * se,
-            "hi": theta + q * se,
-            "pct": pct,
-            "pct_lo": pct_lo,
-            "pct_hi": pct_hi,
-            "n_treated": n_k,
-        }
-    )
-
-    in_loss = (all_days >= loss_window[0]) & (all_days <= loss_window[1])
-    w = -(n_k * in_loss) @ A
-    lost = float(w @ beta)
-    lost_se = float(np.sqrt(max(w @ V @ w, 0.0)))
-    cf_total = float((n_k * cf * in_loss).sum())
-    share = lost / cf_total if cf_total > 0 else float("nan")
-
-    # joint test that the pre-event effects are all zero (they sum to zero, so drop one). A clustered
-    # Wald statistic with many restrictions over-rejects; the Hotelling-style scaling
-    # F = W (G - q) / (q (G - 1)) with (q, G - q) degrees of freedom keeps its size near nominal.
-    pre_idx = np.flatnonzero(all_days < 0)[:-1]
-    p_pre = float("nan")
-    G = res.n_clusters
-    if pre_idx.size:
-        tp = theta[pre_idx]
-        Vp = V_pre[np.ix_(pre_idx, pre_idx)]
-        qdf = int(np.linalg.matrix_rank(Vp))
-        if 0 < qdf < G:
-            wald = float(tp @ np.linalg.pinv(Vp) @ tp)
-            fstat = wald * (G - qdf) / (qdf * (G - 1))
-            p_pre = float(stats.f.sf(fstat, qdf, G - qdf))
-    return _Fit(
-        effects=effects,
-        lost=lost,
-        lost_lo=lost - q * lost_se,
-        lost_hi=lost + q * lost_se,
-        lost_share=share,
-        n_treated=n_treated,
-        n_control=n_control,
-        nobs=res.nobs,
-        n_clusters=res.n_clusters,
-        pretrend_p=p_pre,
     )
 
 

@@ -202,15 +202,28 @@ def within_two_way(M: np.ndarray, unit: np.ndarray, time: np.ndarray) -> np.ndar
     ones = np.ones(n)
     S = sparse.csr_matrix((ones, (np.arange(n), unit)))  # row -> unit indicator
     D = sparse.csr_matrix((ones, (np.arange(n), time)))  # row -> time indicator
-    C = (S.T @ D).toarray()  # observations per unit and time
+    A, B = two_way_fit(S.T @ M, D.T @ M, two_way_counts(unit, time))
+    return M - A[unit] - B[time]
+
+
+def two_way_counts(unit: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """Observations per unit and time (codes 0..U-1, 0..T-1): the U x T count table."""
+    nu, nt = int(unit.max()) + 1, int(time.max()) + 1
+    return np.bincount(unit * nt + time, minlength=nu * nt).reshape(nu, nt).astype(np.float64)
+
+
+def two_way_fit(SM: np.ndarray, DM: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit and time effects (A, B) of the columns of a matrix M from its unit sums `SM` (U x m), time
+    sums `DM` (T x m) and the unit x time count table `C`: M's two-way within transform is
+    M - A[unit] - B[time] (`within_two_way`), without M itself, so M may be sparse or never formed."""
     P = C / C.sum(axis=1, keepdims=True)  # unit means of the time indicators
-    means = S.T @ M / C.sum(axis=1)[:, None]
+    means = SM / C.sum(axis=1)[:, None]
     # Dw'Dw and Dw'Mw (Mw = M minus unit means), without forming Mw
     G = np.diag(C.sum(axis=0)) - C.T @ P
-    rhs = D.T @ M - C.T @ means
-    coef = np.zeros((G.shape[0], M.shape[1]))  # the last period is the reference: the rest are identified
+    rhs = DM - C.T @ means
+    coef = np.zeros((G.shape[0], SM.shape[1]))  # the last period is the reference: the rest are identified
     coef[:-1] = np.linalg.lstsq(G[:-1, :-1], rhs[:-1], rcond=None)[0]
-    return M - (means - P @ coef)[unit] - coef[time]
+    return means - P @ coef, coef
 
 
 def two_way_effects(
@@ -292,23 +305,15 @@ def fe_ols(
         .filter(pl.all_horizontal([pl.col(c).cast(pl.Float64).is_finite() for c in num]))
     )
     n = d.height
-    if n <= len(x) + 1:
-        raise InputError(f"panel regression: only {n} usable rows for {len(x)} regressor(s)")
+    check_rows(n, len(x))
     raw = d.select([pl.col(c).cast(pl.Float64) for c in num]).to_numpy()
     fe_codes = _codes(d, fe)
     w, method = demean_arrays(raw, fe_codes)
     Y, X = w[:, 0], w[:, 1:]
     sd = X.std(axis=0)
-    flat = [
-        name
-        for j, (name, s) in enumerate(zip(x, sd, strict=True))
-        if not s > 1e-10 * max(1.0, float(np.abs(raw[:, j + 1]).max()))
-    ]
-    if flat:
-        raise InputError(
-            f"panel regression: {flat} has no variation within the fixed effects {list(fe)}; "
-            "nothing identifies its coefficient (e.g. no store-level variation over time)"
-        )
+    check_identified(
+        x, [s > 1e-10 * max(1.0, float(np.abs(raw[:, j + 1]).max())) for j, s in enumerate(sd)], fe
+    )
     xtx_inv = np.linalg.pinv(X.T @ X)
     beta = xtx_inv @ X.T @ Y
     u = Y - X @ beta
@@ -321,10 +326,10 @@ def fe_ols(
         else:
             scores = np.zeros((g, k))
             np.add.at(scores, codes, X * u[:, None])
-            V = (g / max(g - 1, 1)) * ((n - 1) / max(n - k, 1)) * xtx_inv @ (scores.T @ scores) @ xtx_inv
+            V = sandwich(xtx_inv, scores.T @ scores, n, g)
     else:
         g, vcov = n, "hetero"
-        V = n / max(n - k, 1) * xtx_inv @ ((X * (u**2)[:, None]).T @ X) @ xtx_inv
+        V = sandwich(xtx_inv, (X * (u**2)[:, None]).T @ X, n)
     se = np.sqrt(np.clip(np.diag(V), 0, None))
     tss = float(((Y - Y.mean()) ** 2).sum())
     r2 = 1 - float((u**2).sum()) / tss if tss > 0 else float("nan")
@@ -366,10 +371,26 @@ def crv1_realized(
     `unit`: each row's unit code 0..U-1. Returns (vcov, p); p = 0 (plain CRV1) when too few units are
     flagged to fit Z (fewer than 2p + 2).
     """
-    n, k = X.shape
+    n = X.shape[0]
     xtx_inv = np.linalg.pinv(X.T @ X)
     to_unit = sparse.csr_matrix((np.ones(n), (unit, np.arange(n))))
     scores = np.asarray(to_unit @ (X * u[:, None]))
+    return crv1_realized_scores(xtx_inv, scores, n, cluster_of_unit, adjust, Z)
+
+
+def crv1_realized_scores(
+    xtx_inv: np.ndarray,
+    scores: np.ndarray,
+    n: int,
+    cluster_of_unit: np.ndarray,
+    adjust: np.ndarray,
+    Z: np.ndarray,
+) -> tuple[np.ndarray, int]:
+    """`crv1_realized` from (X'X)^-1, the units' scores X_i'u_i (rows = units) and the number of rows n.
+
+    For callers that have the scores without the within-transformed X (`analysis.indicator_ols`)."""
+    k = scores.shape[1]
+    scores = scores.copy()
     sel = np.flatnonzero(adjust)
     p = int(np.linalg.matrix_rank(Z[sel])) if sel.size else 0
     if p and sel.size >= 2 * p + 2:
@@ -380,8 +401,32 @@ def crv1_realized(
     g = int(cluster_of_unit.max()) + 1
     by_cluster = np.zeros((g, k))
     np.add.at(by_cluster, cluster_of_unit, scores)  # one row per unit: cheap
-    meat = by_cluster.T @ by_cluster
-    return (g / max(g - 1, 1)) * ((n - 1) / max(n - k, 1)) * xtx_inv @ meat @ xtx_inv, p
+    return sandwich(xtx_inv, by_cluster.T @ by_cluster, n, g), p
+
+
+def sandwich(xtx_inv: np.ndarray, meat: np.ndarray, n: int, g: int | None = None) -> np.ndarray:
+    """(X'X)^-1 meat (X'X)^-1 with the small-sample factor of `fe_ols`: G/(G-1) * (n-1)/(n-K) for `g`
+    clusters (CRV1), n/(n-K) without (HC1)."""
+    k = xtx_inv.shape[0]
+    if g is None:
+        return n / max(n - k, 1) * xtx_inv @ meat @ xtx_inv
+    return (g / max(g - 1, 1)) * ((n - 1) / max(n - k, 1)) * xtx_inv @ meat @ xtx_inv
+
+
+def check_rows(n: int, k: int) -> None:
+    """InputError when `n` usable rows cannot fit `k` regressors (and a constant's worth of slack)."""
+    if n <= k + 1:
+        raise InputError(f"panel regression: only {n} usable rows for {k} regressor(s)")
+
+
+def check_identified(names: Sequence[str], varies: Sequence[bool], fe: Sequence[str]) -> None:
+    """InputError naming the regressors without variation left within the fixed effects `fe`."""
+    flat = [name for name, ok in zip(names, varies, strict=True) if not ok]
+    if flat:
+        raise InputError(
+            f"panel regression: {flat} has no variation within the fixed effects {list(fe)}; "
+            "nothing identifies its coefficient (e.g. no store-level variation over time)"
+        )
 
 
 # ------------------------------------------------------------------------------------- time series (HAC)
