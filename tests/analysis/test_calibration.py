@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import bench_calibration as BC  # noqa: E402
-import bench_forecast_intervals as BI  # noqa: E402
+import study_forecast_intervals as BI  # noqa: E402
 
 
 def test_forecast_intervals_from_backtest_errors_cover_about_95_percent():

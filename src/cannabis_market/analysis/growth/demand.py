@@ -22,7 +22,7 @@ Design, measured on Statistics Canada monthly cannabis sales (9 provinces + Cana
   so it was too wide at 80% while right at 95%: StatCan coverage 0.800-0.881 (mean 0.840) and
   0.929-0.971 (mean 0.954); now 0.786-0.876 (mean 0.822) and 0.919-0.971 (mean 0.948), with a lower
   interval score at both levels on the provinces and on the held-out metropolitan areas
-  (`benchmarks/bench_forecast_intervals.py`); 0.786-0.871 and 0.919-0.971 since the airline model's
+  (`benchmarks/study_forecast_intervals.py`); 0.786-0.871 and 0.919-0.971 since the airline model's
   variance is concentrated out (`benchmarks/bench_forecast.py`). Pooling is what makes a 95% quantile possible: one
   horizon has 12 errors and the (N + 1) rule needs 19. With too few scores for a level
   (N + 1 < 1 / alpha), the interval falls back to the t rule and the report says so. The models' own

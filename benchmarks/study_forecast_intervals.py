@@ -1,4 +1,5 @@
-"""Experiment: interval rules for the demand forecast, scored on identical rolling-origin errors (issue #17).
+"""Experiment (not a harness benchmark: `run.py` only runs `bench_*.py`): interval rules for the demand forecast,
+scored on identical rolling-origin errors (issue #17).
 
 `bench_forecast.py` calls `forecast_demand` as report 02 does, which refits every backtest origin for every
 evaluation origin. Here the combined model is fitted once per (series, training length) and its log
@@ -17,7 +18,7 @@ S5 the combined model on `sim_sales` (`--sims-combined N` draws; slow).
 Printed per rule and source: min-max and mean over horizons 1-12 of 80% and 95% coverage, and the mean
 interval score (Gneiting & Raftery 2007, on log sales: width + 2/alpha x distance outside; lower is
 better), which rewards narrow intervals and penalises misses, so it ranks rules by both levels at once.
-Run: `cd benchmarks && PYTHONPATH=../src:. python bench_forecast_intervals.py [--sims] [--sims-combined 80]`.
+Run: `cd benchmarks && PYTHONPATH=../src:. python study_forecast_intervals.py [--sims] [--sims-combined 80]`.
 """
 
 from __future__ import annotations
