@@ -36,6 +36,7 @@ from cannabis_market.analysis.outage_data import (
     outage_series,
     outage_treatment,
     scenario_inputs,
+    store_days,
 )
 from cannabis_market.analysis.scenarios import ScenarioResult, simulate_outage_scenarios
 from cannabis_market.errors import InputError
@@ -55,6 +56,7 @@ __all__ = [
     "outage_series",
     "outage_treatment",
     "scenario_inputs",
+    "store_days",
 ]
 
 
@@ -188,10 +190,11 @@ def outage_event_study(
     start, end = _resolve(ds, outage_start, outage_end)
     if loss_window is None:
         loss_window = (0, min((end - start).days, window[1]))
-    _check_covers(ds, start + dt.timedelta(days=window[0]), start + dt.timedelta(days=window[1]))
+    lo, hi = start + dt.timedelta(days=window[0]), start + dt.timedelta(days=window[1])
+    _check_covers(ds, lo, hi)
     tr = outage_treatment(ds, start, stop_days, partial_days, partial_fill)
     return event_study(
-        _need(ds, "sales"),
+        store_days(ds, lo, hi, outcome),  # the window's store-days, shared with the contributor tables
         start,
         window=window,
         treated=tr,

@@ -22,9 +22,9 @@ from cannabis_market.analysis.outage import (
     PARTIAL_FILL,
     STOP_DAYS,
     _as_date,
-    _need,
     _resolve,
     outage_treatment,
+    store_days,
 )
 from cannabis_market.data.disclosure import (
     MAX_SHARE_COLUMN,
@@ -68,7 +68,7 @@ def impact_contributors(
     o_start, o_end = _resolve(ds, outage_start)
     lo = _as_date(start, "start") or o_start - dt.timedelta(days=84)
     hi = _as_date(post_end, "post_end") or o_end
-    sales = _need(ds, "sales").filter(pl.col("date").is_between(lo, hi))
+    sales = store_days(ds, lo, hi).lazy()  # per store and day: the same cells, read once per process
     stores = getattr(ds, "stores", None)
     if region not in (None, "", "all"):
         if stores is None:
@@ -103,8 +103,8 @@ def group_contributors(
         tr = tr.drop(by, strict=False).join(stores.lazy().select("store_id", by).collect(), on="store_id")
     lo, hi = start + dt.timedelta(days=window[0]), start + dt.timedelta(days=window[1])
     sales = (
-        _need(ds, "sales")
-        .filter(pl.col("date").is_between(lo, hi))
+        store_days(ds, lo, hi)
+        .lazy()
         .join(tr.lazy().select("store_id", pl.col(by).cast(pl.String).alias("group")), on="store_id")
     )
     return cell_stats(sales, ["group"]).drop("revenue")

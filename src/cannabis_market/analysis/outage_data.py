@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cannabis_market.analysis.event_study import treatment_from_inventory
+from cannabis_market.analysis.event_study import _store_day, treatment_from_inventory
 from cannabis_market.analysis.scenarios import ScenarioInputs
+from cannabis_market.data.memo import FrameMemo
 from cannabis_market.data.outage_model import served_share
 from cannabis_market.errors import InputError
 from cannabis_market.format import fmt_date
@@ -28,6 +29,8 @@ from cannabis_market.format import fmt_date
 STOP_DAYS = 5
 PARTIAL_DAYS = 8
 PARTIAL_FILL = 0.5
+
+_STORE_DAYS = FrameMemo("outage_store_days", entries=4)
 
 
 def _as_date(d: dt.date | dt.datetime | str | None, name: str) -> dt.date | None:
@@ -75,6 +78,23 @@ def _need(ds: Any, name: str) -> pl.LazyFrame:
     if lf is None:
         raise InputError(f"this outage analysis needs the dataset's '{name}' table, which it does not have")
     return lf.lazy()
+
+
+def store_days(ds: Any, lo: dt.date, hi: dt.date, outcome: str = "revenue") -> pl.DataFrame:
+    """The dataset's `outcome` summed per store and day from `lo` to `hi` (store_id, date, `outcome`).
+
+    What the outage's event studies and their contributor tables read (one scan of the sales for all of
+    them): worked out once per process for the same dataset content and selection
+    (`Dataset.content_key`); the frame is shared, so callers must not modify it in place (`data.memo`).
+    A dataset whose content cannot be vouched for is read again every time."""
+    content = getattr(ds, "content_key", None)
+    content = content() if callable(content) else None
+    key = None if content is None else (content, lo, hi, outcome)
+
+    def compute() -> pl.DataFrame:
+        return _store_day(_need(ds, "sales"), outcome, lo, hi).rename({"y": outcome})
+
+    return _STORE_DAYS.get(key, compute)
 
 
 def _check_covers(ds: Any, lo: dt.date, hi: dt.date) -> None:
