@@ -61,7 +61,8 @@ else:
         figs = []
         for by in ("cover_bin", "region"):
             s = outage.outage_event_study(ds, by=by)
-            figs += [s.lost_sales, s.lost_sales_lo, s.lost_sales_hi, s.lost_share]
+            # point figures only: issue #17 re-derived the interval (realized-loss vcov) after BEFORE_REV
+            figs += [s.lost_sales, s.lost_share]
             figs += s.effects["estimate"].to_list() + s.by_group["lost_sales"].to_list()
     elif what in HEAVY:
         from cannabis_market.analysis import growth, pricing
