@@ -100,6 +100,7 @@ def _tree(rev: str, dest: Path) -> Path:
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", rev, "src"], capture_output=True, check=True
     ).stdout
+    dest.mkdir(parents=True, exist_ok=True)
     tar = dest / "src.tar"
     tar.write_bytes(archive)
     with tarfile.open(tar) as t:
